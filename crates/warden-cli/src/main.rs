@@ -1,1 +1,96 @@
-fn main() {}
+//! `warden`: detect undesired content, build training data, train, evaluate and score.
+//!
+//! Every subcommand is a thin layer over the library crates; this binary only parses
+//! arguments, reports progress and turns errors into messages with context.
+
+mod cmd_data;
+mod cmd_eval;
+mod cmd_score;
+mod cmd_train;
+mod models;
+mod progress;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use warden_core::Taxonomy;
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "Detect undesired content (sexual, hate, violence, harassment, self-harm and their severe subcategories) in text."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score texts (arguments, or JSONL `{"text": ...}` lines on stdin) and print one JSON
+    /// object per text: {"flagged", "categories", "category_scores"}.
+    Score(cmd_score::ScoreArgs),
+    /// Evaluate a model on labelled JSONL: AUPRC, ROC-AUC, best F1 and policy metrics per
+    /// category and for `any`.
+    Eval(cmd_eval::EvalArgs),
+    /// Train a model from the shared labelled datasets (or prepared JSONL files).
+    Train(cmd_train::TrainArgs),
+    /// Build the unified training set and its datasheet.
+    #[command(subcommand)]
+    Data(cmd_data::DataCommand),
+    /// Print the taxonomy (built-in, or a TOML file) with its definitions.
+    Taxonomy {
+        /// A taxonomy TOML file instead of the built-in one.
+        #[arg(long)]
+        taxonomy: Option<PathBuf>,
+        /// Print the TOML form (a starting point for a custom taxonomy).
+        #[arg(long)]
+        toml: bool,
+    },
+}
+
+/// Loads `--taxonomy FILE` or the built-in taxonomy.
+pub(crate) fn load_taxonomy(path: Option<&std::path::Path>) -> Result<Taxonomy> {
+    match path {
+        Some(p) => Taxonomy::load(p).with_context(|| format!("loading taxonomy {}", p.display())),
+        None => Ok(Taxonomy::builtin()),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(a) => cmd_score::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Train(a) => cmd_train::run(a),
+        Command::Data(c) => cmd_data::run(c),
+        Command::Taxonomy { taxonomy, toml } => show_taxonomy(taxonomy, toml),
+    };
+    if let Err(e) = result {
+        eprintln!("warden: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn show_taxonomy(path: Option<PathBuf>, toml: bool) -> Result<()> {
+    let t = load_taxonomy(path.as_deref())?;
+    if toml {
+        print!("{}", t.to_toml_string());
+        return Ok(());
+    }
+    println!("{} {} ({} categories)\n", t.name(), t.version(), t.len());
+    for c in t.categories() {
+        let parent = c.parent.as_deref().map(|p| format!(" (subcategory of {p})")).unwrap_or_default();
+        println!("{:<4} {}{}\n     {}", c.code, c.name, parent, c.definition);
+        for s in &c.undesired_subcategories {
+            println!("     undesired:     {s}");
+        }
+        for s in &c.not_undesired {
+            println!("     not undesired: {s}");
+        }
+        println!();
+    }
+    Ok(())
+}

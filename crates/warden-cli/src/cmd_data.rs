@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use warden_core::Taxonomy;
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Load every dataset spec, map it onto the taxonomy, drop held-out and duplicate rows,
+    /// split train/dev by text hash, and write train.jsonl, dev.jsonl, stats.json and
+    /// datasheet.md.
+    Build {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Output directory.
+        #[arg(long, default_value = "out/data")]
+        out: PathBuf,
+    },
+}
+
+/// Where training data comes from; shared by `data build` and `train`.
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// Root of the shared datasets (default: $WARDEN_DATA, else ../shared/data).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Directory of dataset spec TOMLs (default: $WARDEN_DATASETS, else the repository's
+    /// datasets/).
+    #[arg(long)]
+    pub specs: Option<PathBuf>,
+    /// Leave out every source the catalogue marks research-only (no licence for
+    /// commercial use).
+    #[arg(long)]
+    pub exclude_research_only: bool,
+    /// Use only these datasets (comma-separated spec names).
+    #[arg(long, value_delimiter = ',')]
+    pub datasets: Vec<String>,
+    /// Fraction of rows (by text hash) that go to dev.
+    #[arg(long, default_value_t = 0.2)]
+    pub dev_fraction: f64,
+    /// A taxonomy TOML instead of the built-in one.
+    #[arg(long)]
+    pub taxonomy: Option<PathBuf>,
+}
+
+pub fn build_data(a: &DataArgs, taxonomy: &Taxonomy) -> Result<warden_data::BuiltData> {
+    let mut opts = warden_data::BuildOptions::default();
+    if let Some(r) = &a.data_root {
+        opts.data_root = r.clone();
+    }
+    if let Some(s) = &a.specs {
+        opts.spec_dir = s.clone();
+    }
+    opts.exclude_research_only = a.exclude_research_only;
+    if !a.datasets.is_empty() {
+        opts.datasets = Some(a.datasets.clone());
+    }
+    opts.dev_fraction = a.dev_fraction;
+    let pb = crate::progress::spinner("loading datasets");
+    let built = warden_data::build(&opts, taxonomy).with_context(|| {
+        format!(
+            "building training data from {} with specs in {}",
+            opts.data_root.display(),
+            opts.spec_dir.display()
+        )
+    })?;
+    pb.finish_and_clear();
+    Ok(built)
+}
+
+pub fn run(c: DataCommand) -> Result<()> {
+    match c {
+        DataCommand::Build { data, out } => {
+            let taxonomy = crate::load_taxonomy(data.taxonomy.as_deref())?;
+            let built = build_data(&data, &taxonomy)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let train_sha = warden_data::write_jsonl(&built.train, &taxonomy, &out.join("train.jsonl"))?;
+            let dev_sha = warden_data::write_jsonl(&built.dev, &taxonomy, &out.join("dev.jsonl"))?;
+            let mut stats = built.stats.clone();
+            stats.train_sha256 = Some(train_sha.clone());
+            stats.dev_sha256 = Some(dev_sha.clone());
+            std::fs::write(out.join("stats.json"), serde_json::to_string_pretty(&stats)?)?;
+            std::fs::write(out.join("datasheet.md"), warden_data::datasheet_markdown(&stats, &taxonomy))?;
+            eprintln!(
+                "warden data build: {} train rows (sha256 {}), {} dev rows (sha256 {}) in {}",
+                built.train.len(),
+                &train_sha[..12],
+                built.dev.len(),
+                &dev_sha[..12],
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,268 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use warden_core::{Classifier, Record, Taxonomy};
+use warden_fast::{FeatureConfig, TrainConfig, TrainExample};
+use warden_policy::ThresholdPolicy;
+
+use crate::cmd_data::{build_data, DataArgs};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum Tier {
+    Fast,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long, value_enum, default_value_t = Tier::Fast)]
+    pub tier: Tier,
+    /// Output model directory.
+    #[arg(long, default_value = "out/model")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Train on this prepared JSONL (from `warden data build` or `warden label export`)
+    /// instead of building from the dataset specs; needs --dev-file too.
+    #[arg(long, requires = "dev_file")]
+    pub train_file: Option<PathBuf>,
+    #[arg(long, requires = "train_file")]
+    pub dev_file: Option<PathBuf>,
+    /// log2 of the number of feature hash buckets (model size is 2^bits × categories × 2 bytes).
+    #[arg(long, default_value_t = 20)]
+    pub bits: u32,
+    #[arg(long, default_value_t = 12)]
+    pub max_epochs: usize,
+    #[arg(long, default_value_t = 0.2)]
+    pub learning_rate: f32,
+    #[arg(long, default_value_t = 20231)]
+    pub seed: u64,
+    /// Sources are balanced by weighting each row by sqrt(reference / rows of its source),
+    /// clamped to [1/4, 4], so 25k tweets of one dataset do not drown 600 rows of another.
+    /// Rows per source at weight 1.
+    #[arg(long, default_value_t = 5000.0)]
+    pub balance_reference: f64,
+    /// Extra weight for a source, NAME=FACTOR (repeatable). The default favours the one
+    /// source labelled with exactly our taxonomy.
+    #[arg(long = "source-weight", value_parser = parse_kv, default_values = ["openai-moderation=4"])]
+    pub source_weights: Vec<(String, f64)>,
+    /// Model name recorded in the manifest and reported by `warden eval`.
+    #[arg(long, default_value = "warden-fast")]
+    pub name: String,
+}
+
+fn parse_kv(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s.split_once('=').ok_or("expected NAME=FACTOR")?;
+    let f: f64 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
+    if !(f >= 0.0 && f.is_finite()) {
+        return Err("the factor must be a non-negative number".into());
+    }
+    Ok((k.to_owned(), f))
+}
+
+/// Per-row weights: source balancing times the per-source factors.
+fn row_weights(rows: &[Record], a: &TrainArgs) -> (Vec<f32>, BTreeMap<String, f64>) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rows {
+        *counts.entry(&r.source).or_default() += 1;
+    }
+    let factors: BTreeMap<&str, f64> = a.source_weights.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let per_source: BTreeMap<String, f64> = counts
+        .iter()
+        .map(|(s, &n)| {
+            let balance = (a.balance_reference / n as f64).sqrt().clamp(0.25, 4.0);
+            (s.to_string(), balance * factors.get(s).copied().unwrap_or(1.0))
+        })
+        .collect();
+    (rows.iter().map(|r| per_source[&r.source] as f32).collect(), per_source)
+}
+
+fn examples<'a>(rows: &'a [Record], w: &[f32]) -> Vec<TrainExample<'a>> {
+    rows.iter().zip(w).map(|(r, &w)| TrainExample { text: &r.text, labels: &r.labels, weight: w }).collect()
+}
+
+fn git_revision() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match run(&["rev-parse", "HEAD"]) {
+        Some(rev) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}+dirty") } else { rev }
+        }
+        None => "unknown".into(),
+    }
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
+    let (train, dev, data_info, datasheet) = load_training_data(&a, &taxonomy)?;
+    if train.is_empty() || dev.is_empty() {
+        bail!("need both train and dev rows (got {} and {})", train.len(), dev.len());
+    }
+    let (wtr, source_weights) = row_weights(&train, &a);
+    let (wdev, _) = row_weights(&dev, &a);
+    let (xtr, xdev) = (examples(&train, &wtr), examples(&dev, &wdev));
+    let cfg = TrainConfig {
+        name: a.name.clone(),
+        features: FeatureConfig { bits: a.bits, ..FeatureConfig::default() },
+        max_epochs: a.max_epochs,
+        learning_rate: a.learning_rate,
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
+    eprintln!(
+        "warden train: {} train rows, {} dev rows, {} categories, 2^{} buckets",
+        train.len(),
+        dev.len(),
+        taxonomy.len(),
+        a.bits
+    );
+    let pb = crate::progress::bar((taxonomy.len() * cfg.max_epochs) as u64, "epochs", false);
+    let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
+    let progress = |c: usize, epoch: usize, loss: f64| {
+        pb.inc(1);
+        pb.println(format!("  {:<3} epoch {epoch:>2}: dev loss {loss:.4}", codes[c]));
+    };
+    let (mut model, report) = warden_fast::train(&taxonomy, &xtr, &xdev, &cfg, &progress);
+    pb.finish_and_clear();
+
+    // Policy: per category, the threshold with the best F1 on dev.
+    let dev_scores = crate::cmd_eval::score_records(&model, &dev)?;
+    let mut thresholds = Vec::with_capacity(taxonomy.len());
+    for c in 0..taxonomy.len() {
+        let (s, l): (Vec<f32>, Vec<bool>) = dev
+            .iter()
+            .zip(&dev_scores)
+            .filter_map(|(r, s)| r.labels[c].hard().map(|h| (s[c], h)))
+            .unzip();
+        thresholds.push(warden_eval::best_f1(&s, &l).map_or(0.5, |(_, t)| t));
+    }
+    let policy = ThresholdPolicy::new(
+        "default",
+        "Per-category thresholds maximising F1 on the dev split (all sources pooled).",
+        thresholds,
+    );
+    let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &dev_scores, policy.thresholds(), &a.name)?;
+    let labels: Vec<_> = dev.iter().map(|r| r.labels.as_slice()).collect();
+    let groups: Vec<&str> = dev.iter().map(|r| r.source.as_str()).collect();
+    let by_source =
+        warden_eval::try_evaluate_by_group(&taxonomy, &labels, &dev_scores, policy.thresholds(), &groups, &a.name)?;
+
+    let command: Vec<String> = std::env::args().collect();
+    let m = model.manifest_mut();
+    m.training = json!({
+        "command": command.join(" "),
+        "git_revision": git_revision(),
+        "data": data_info,
+        "source_weights": source_weights,
+        "config": cfg,
+        "report": report,
+    });
+    m.metrics = json!({
+        "dev": dev_report.to_json(),
+        "dev_by_source": by_source.iter().map(|(k, r)| (k.clone(), r.to_json())).collect::<serde_json::Map<_, _>>(),
+    });
+    model.save(&a.out).with_context(|| format!("saving model to {}", a.out.display()))?;
+    std::fs::write(a.out.join(crate::models::POLICY_FILE), policy.to_toml_string(&taxonomy))?;
+    let card = model_card(&model, &policy, &dev_report, &by_source, &datasheet);
+    std::fs::write(a.out.join("datasheet.md"), card)?;
+    eprintln!("{}", dev_report.to_markdown());
+    eprintln!("warden train: wrote {}", a.out.display());
+    Ok(())
+}
+
+/// Train and dev rows, a JSON description of where they came from (hashes, sources,
+/// licences, drop counts), and the data datasheet in Markdown.
+fn load_training_data(
+    a: &TrainArgs,
+    taxonomy: &Taxonomy,
+) -> Result<(Vec<Record>, Vec<Record>, serde_json::Value, String)> {
+    if let (Some(t), Some(d)) = (&a.train_file, &a.dev_file) {
+        let train = crate::cmd_eval::read_labelled(t, taxonomy)?;
+        let dev = crate::cmd_eval::read_labelled(d, taxonomy)?;
+        let sha = |p: &PathBuf| -> Result<String> {
+            use sha2::Digest;
+            Ok(hex::encode(sha2::Sha256::digest(std::fs::read(p)?)))
+        };
+        let info = json!({"train_file": t, "train_sha256": sha(t)?, "dev_file": d, "dev_sha256": sha(d)?});
+        let sheet = format!("Trained on prepared files `{}` and `{}`.\n", t.display(), d.display());
+        return Ok((train, dev, info, sheet));
+    }
+    let built = build_data(&a.data, taxonomy)?;
+    // Hash exactly what `warden data build` would write, so the manifest's data hash can
+    // be checked against a rebuilt training set.
+    let tmp = std::env::temp_dir().join(format!("warden-train-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let train_sha = warden_data::write_jsonl(&built.train, taxonomy, &tmp.join("train.jsonl"))?;
+    let dev_sha = warden_data::write_jsonl(&built.dev, taxonomy, &tmp.join("dev.jsonl"))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut stats = built.stats.clone();
+    stats.train_sha256 = Some(train_sha.clone());
+    stats.dev_sha256 = Some(dev_sha.clone());
+    let info = json!({
+        "train_sha256": train_sha,
+        "dev_sha256": dev_sha,
+        "exclude_research_only": a.data.exclude_research_only,
+        "dev_fraction": a.data.dev_fraction,
+        "stats": stats,
+    });
+    let sheet = warden_data::datasheet_markdown(&stats, taxonomy);
+    Ok((built.train, built.dev, info, sheet))
+}
+
+fn model_card(
+    model: &warden_fast::FastModel,
+    policy: &ThresholdPolicy,
+    dev: &warden_eval::EvalReport,
+    by_source: &BTreeMap<String, warden_eval::EvalReport>,
+    datasheet: &str,
+) -> String {
+    use std::fmt::Write;
+    let m = model.manifest();
+    let t = model.taxonomy();
+    let mut s = String::new();
+    let _ = writeln!(s, "# Model card: {}\n", m.name);
+    let _ = writeln!(
+        s,
+        "Fast tier (hashed word uni/bigrams and character {}–{}-grams, 2^{} buckets, one \
+         independent logistic head per category, masked BCE, Platt calibration on dev). \
+         Format version {}; taxonomy `{}` {}; normalizer `{}`.\n",
+        m.features.char_min, m.features.char_max, m.features.bits, m.format_version, t.name(), t.version(), m.normalizer
+    );
+    let _ = writeln!(s, "Command: `{}`  \nRevision: `{}`\n", m.training["command"].as_str().unwrap_or("?"),
+        m.training["git_revision"].as_str().unwrap_or("?"));
+    let _ = writeln!(s, "## Policy `{}`\n\n{}\n\n| category | threshold |\n|---|---|", policy.name, policy.description);
+    for (c, th) in t.categories().iter().zip(policy.thresholds()) {
+        let _ = writeln!(s, "| {} ({}) | {:.4} |", c.code, c.name, th);
+    }
+    let _ = writeln!(s, "\n## Dev metrics (all sources)\n\nDev rows are a hash split of the same sources as training: \
+        they measure fit to these sources, not performance on new domains.\n\n{}", dev.to_markdown());
+    let _ = writeln!(s, "\n## Dev AUPRC per source\n");
+    let _ = write!(s, "| source | rows |");
+    for c in t.codes() {
+        let _ = write!(s, " {c} |");
+    }
+    let _ = write!(s, " any |\n|---|---|");
+    for _ in 0..=t.len() {
+        let _ = write!(s, "---|");
+    }
+    let _ = writeln!(s);
+    for (src, r) in by_source {
+        let _ = write!(s, "| {src} | {} |", r.rows);
+        for c in t.codes() {
+            let cell = r.get(c).and_then(|x| x.auprc).map_or("–".into(), |v| format!("{v:.3}"));
+            let _ = write!(s, " {cell} |");
+        }
+        let _ = writeln!(s, " {} |", r.any.auprc.map_or("–".into(), |v| format!("{v:.3}")));
+    }
+    let _ = writeln!(s, "\n## Training data\n\n{datasheet}");
+    s
+}

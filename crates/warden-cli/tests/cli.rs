@@ -1,0 +1,193 @@
+//! End-to-end tests of the `warden` binary on a small model trained here from synthetic
+//! data, so they need neither the shared datasets nor the committed default model.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn warden() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
+    c.env_remove("WARDEN_MODEL").env("CI", "1");
+    c
+}
+
+const VIOLENT: &[&str] = &[
+    "i will kill you", "i am going to murder you tonight", "we will shoot them all",
+    "kill them all", "i will stab you", "burn their houses and kill them",
+];
+const SEXUAL: &[&str] = &[
+    "explicit porn video with naked bodies", "send me nude pics", "hot sex tonight naked",
+    "porn and nude sex", "naked sex video", "nude porn",
+];
+const BENIGN: &[&str] = &[
+    "the weather is nice today", "i love this recipe for bread", "the meeting is at noon",
+    "our team won the match", "please review the document", "a quiet walk in the park",
+    "the library opens at nine", "she plays the violin", "we planted tomatoes",
+];
+
+/// Writes labelled JSONL: violence rows label V (and leave S unknown for half of them),
+/// sexual rows label S, benign rows label both negative.
+fn write_set(path: &Path, repeat: usize, salt: &str) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for i in 0..repeat {
+        for (j, t) in VIOLENT.iter().enumerate() {
+            let labels = if (i + j) % 2 == 0 { r#"{"V": 1}"# } else { r#"{"V": 1, "S": 0}"# };
+            writeln!(f, r#"{{"id": "v{i}-{j}{salt}", "text": "{t} {salt}{i}", "labels": {labels}, "source": "synthetic-v"}}"#).unwrap();
+        }
+        for (j, t) in SEXUAL.iter().enumerate() {
+            writeln!(f, r#"{{"id": "s{i}-{j}{salt}", "text": "{t} {salt}{i}", "labels": {{"sexual": 1, "V": 0}}, "source": "synthetic-s"}}"#).unwrap();
+        }
+        for (j, t) in BENIGN.iter().enumerate() {
+            writeln!(f, r#"{{"id": "b{i}-{j}{salt}", "text": "{t} {salt}{i}", "labels": {{"S": 0, "V": 0}}, "source": "synthetic-b"}}"#).unwrap();
+        }
+    }
+}
+
+/// A model trained once for all tests in this file.
+fn model_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("warden-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_set(&dir.join("train.jsonl"), 20, "a");
+        write_set(&dir.join("dev.jsonl"), 5, "b");
+        let out = warden()
+            .args(["train", "--bits", "14", "--max-epochs", "6", "--out"])
+            .arg(dir.join("model"))
+            .arg("--train-file")
+            .arg(dir.join("train.jsonl"))
+            .arg("--dev-file")
+            .arg(dir.join("dev.jsonl"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir.join("model")
+    })
+}
+
+fn score_stdin(input: &[u8], extra: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let mut child = warden()
+        .arg("score")
+        .arg("--model")
+        .arg(model_dir())
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, lines)
+}
+
+#[test]
+fn model_directory_has_versioned_manifest_policy_and_card() {
+    let dir = model_dir();
+    let m: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["format_version"], 1);
+    assert_eq!(m["kind"], "warden-fast");
+    assert!(m["training"]["train_sha256"].is_null() || m["training"]["data"]["train_sha256"].is_string());
+    assert!(m["metrics"]["dev"]["categories"]["V"]["auprc"].as_f64().unwrap() > 0.9);
+    assert!(dir.join("policy.toml").is_file());
+    assert!(std::fs::read_to_string(dir.join("datasheet.md")).unwrap().contains("## Policy"));
+}
+
+#[test]
+fn score_arguments_use_openai_names_and_flag_the_obvious() {
+    let out = warden()
+        .args(["score", "--model"])
+        .arg(model_dir())
+        .args(["i will kill you all", "the weather is nice today"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(v.len(), 2);
+    for key in ["sexual", "hate", "violence", "harassment", "self-harm", "sexual/minors", "hate/threatening", "violence/graphic"] {
+        assert!(v[0]["category_scores"][key].is_number(), "missing {key}");
+        assert!(v[0]["categories"][key].is_boolean(), "missing {key}");
+    }
+    assert_eq!(v[0]["categories"]["violence"], true);
+    assert_eq!(v[0]["flagged"], true);
+    assert_eq!(v[1]["flagged"], false);
+    let s0 = v[0]["category_scores"]["violence"].as_f64().unwrap();
+    let s1 = v[1]["category_scores"]["violence"].as_f64().unwrap();
+    assert!(s0 > s1);
+}
+
+#[test]
+fn score_stream_keeps_order_passes_fields_and_reports_bad_lines() {
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"id\": 1, \"text\": \"i will stab you\"}\n");
+    input.extend_from_slice(b"not json\n");
+    input.extend_from_slice(b"{\"id\": 3}\n");
+    input.extend_from_slice(b"{\"id\": 4, \"text\": \"bad \xff utf8\"}\n");
+    input.extend_from_slice(b"\n");
+    input.extend_from_slice(b"{\"id\": 6, \"text\": \"we planted tomatoes\", \"lang\": \"en\"}");
+    let (out, lines) = score_stdin(&input, &["--batch-size", "2"]);
+    assert!(out.status.success());
+    assert_eq!(lines.len(), 5, "blank line skipped, every other line answered");
+    assert_eq!(lines[0]["id"], 1);
+    assert!(lines[0]["text"].is_null(), "text is not echoed");
+    assert_eq!(lines[1]["error"]["line"], 2);
+    assert_eq!(lines[2]["error"]["line"], 3);
+    assert!(lines[3]["error"]["message"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(lines[4]["id"], 6);
+    assert_eq!(lines[4]["lang"], "en");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("3 bad"), "{stderr}");
+}
+
+#[test]
+fn strict_mode_stops_at_the_first_bad_line() {
+    let (out, _) = score_stdin(b"{\"text\": \"ok\"}\n{\"text\": 5}\n", &["--strict"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
+
+#[test]
+fn eval_json_has_the_documented_shape() {
+    let dir = model_dir();
+    let plots = dir.parent().unwrap().join("plots");
+    let out = warden()
+        .args(["eval", "--format", "json", "--model"])
+        .arg(dir)
+        .arg("--data")
+        .arg(dir.parent().unwrap().join("dev.jsonl"))
+        .arg("--plots")
+        .arg(&plots)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"], 5 * 21);
+    let v_rep = &v["categories"]["V"];
+    assert_eq!(v_rep["n"], 5 * 21);
+    assert_eq!(v_rep["positives"], 30);
+    // S is unknown on half of the violent rows: those rows are left out of S.
+    assert_eq!(v["categories"]["S"]["n"], 5 * 21 - 15);
+    assert_eq!(v["categories"]["H"]["n"], 0);
+    assert!(v_rep["auprc"].as_f64().unwrap() > 0.9);
+    assert!(v["any"]["auprc"].is_number());
+    assert!(plots.join("pr-V.svg").is_file() && plots.join("pr-any.svg").is_file());
+}
+
+#[test]
+fn helpful_errors() {
+    let out = warden().args(["score", "--model", "/nonexistent/model", "x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
+    let out = warden().args(["eval", "--data", "/nonexistent.jsonl", "--model"]).arg(model_dir()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.jsonl"));
+}
