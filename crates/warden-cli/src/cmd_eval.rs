@@ -92,21 +92,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         eprintln!("warden eval: wrote {} plots to {}", files.len(), dir.display());
     }
     match a.format {
-        Format::Json => {
-            let mut v = report.to_json();
-            if let Some(groups) = &by_source {
-                let m: serde_json::Map<_, _> =
-                    groups.iter().map(|(k, r)| (k.clone(), r.to_json())).collect();
-                v["sources"] = serde_json::Value::Object(m);
-            }
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
+        Format::Json => println!("{}", report.with_sources(by_source.unwrap_or_default()).to_json_pretty()),
         Format::Md => {
             println!("{}", report.to_markdown());
-            if let Some(groups) = &by_source {
-                for (k, r) in groups {
-                    println!("\n### source: {k}\n\n{}", r.to_markdown());
-                }
+            for (k, r) in by_source.iter().flatten() {
+                println!("\n### source: {k}\n\n{}", r.to_markdown());
             }
         }
     }

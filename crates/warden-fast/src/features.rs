@@ -56,40 +56,60 @@ impl Featurizer {
         (h >> self.shift) as u32
     }
 
+    /// Hash of a word for its unigram feature (also the key of per-word caches).
+    #[inline]
+    pub fn word_hash(word: &str) -> u64 {
+        xxh3_64_with_seed(word.as_bytes(), SEED_WORD)
+    }
+
+    /// Bucket of the bigram of two consecutive words, from their [`Self::word_hash`]es.
+    #[inline]
+    pub fn bigram_bucket(&self, prev: u64, cur: u64) -> u32 {
+        let bh = (prev.rotate_left(17) ^ cur).wrapping_mul(BIGRAM_MIX);
+        self.bucket(bh ^ (bh >> 29))
+    }
+
+    /// Calls `emit` with every feature that depends on `word` alone: its unigram and its
+    /// character n-grams. Returns how many were emitted.
+    #[inline]
+    pub fn for_each_word_feature(&self, word: &str, wh: u64, mut emit: impl FnMut(u32)) -> usize {
+        emit(self.bucket(wh));
+        let mut n = 1;
+        if self.cfg.char_min > 0 {
+            let mut buf = [0u8; 72];
+            let w = &word.as_bytes()[..word.len().min(self.cfg.max_word_bytes)];
+            buf[0] = b'<';
+            buf[1..=w.len()].copy_from_slice(w);
+            buf[w.len() + 1] = b'>';
+            let padded = &buf[..w.len() + 2];
+            for len in self.cfg.char_min as usize..=self.cfg.char_max as usize {
+                if len > padded.len() {
+                    break;
+                }
+                for win in padded.windows(len) {
+                    emit(self.bucket(xxh3_64_with_seed(win, SEED_CHAR ^ len as u64)));
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// Calls `emit` with the bucket of every feature of `normalized`, in a deterministic
     /// order, duplicates included (so repeated words count more). Returns the number of
     /// features emitted.
     pub fn for_each_feature(&self, normalized: &str, mut emit: impl FnMut(u32)) -> usize {
         let mut n = 0usize;
         let mut prev: Option<u64> = None;
-        let mut buf = [0u8; 72];
         for word in words(normalized) {
-            let wh = xxh3_64_with_seed(word.as_bytes(), SEED_WORD);
-            emit(self.bucket(wh));
-            n += 1;
+            let wh = Self::word_hash(word);
+            n += self.for_each_word_feature(word, wh, &mut emit);
             if self.cfg.word_bigrams {
                 if let Some(p) = prev {
-                    let bh = (p.rotate_left(17) ^ wh).wrapping_mul(BIGRAM_MIX);
-                    emit(self.bucket(bh ^ (bh >> 29)));
+                    emit(self.bigram_bucket(p, wh));
                     n += 1;
                 }
                 prev = Some(wh);
-            }
-            if self.cfg.char_min > 0 {
-                let w = &word.as_bytes()[..word.len().min(self.cfg.max_word_bytes)];
-                buf[0] = b'<';
-                buf[1..=w.len()].copy_from_slice(w);
-                buf[w.len() + 1] = b'>';
-                let padded = &buf[..w.len() + 2];
-                for len in self.cfg.char_min as usize..=self.cfg.char_max as usize {
-                    if len > padded.len() {
-                        break;
-                    }
-                    for win in padded.windows(len) {
-                        emit(self.bucket(xxh3_64_with_seed(win, SEED_CHAR ^ len as u64)));
-                        n += 1;
-                    }
-                }
             }
         }
         n
