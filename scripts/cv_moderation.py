@@ -6,8 +6,8 @@ with exactly our taxonomy, and its dev slice alone (~170 rows) is too small to c
 recipes. This script folds *all* its rows: for fold k, the model trains on every other
 source's train split plus the moderation rows outside fold k, and scores fold k. The
 out-of-fold scores of all folds are pooled, and AUPRC per category and for `any` is
-computed over all 841 rows. The other sources' dev split keeps its role (early stopping,
-calibration, thresholds).
+computed over all 841 rows. Moderation rows outside the fold keep their train/dev place from
+the real split, so dev (early stopping, calibration, thresholds) is as in production.
 
 Usage: scripts/cv_moderation.py DATA_DIR WARDEN_BIN [--folds 5] [-- extra train args]
 where DATA_DIR holds train.jsonl / dev.jsonl from `warden data build`.
@@ -48,6 +48,7 @@ def main():
     folds = int(args[args.index("--folds") + 1]) if "--folds" in args else 5
     rows = {s: [json.loads(l) for l in open(os.path.join(data_dir, s + ".jsonl"))] for s in ("train", "dev")}
     mod = [r for s in rows for r in rows[s] if r["source"] == "openai-moderation"]
+    mod_dev = {r["id"] for r in rows["dev"] if r["source"] == "openai-moderation"}
     # EXCLUDE=a,b drops whole sources (to measure what each contributes).
     excluded = set(filter(None, os.environ.get("EXCLUDE", "").split(",")))
     rest = {s: [r for r in rows[s] if r["source"] != "openai-moderation" and r["source"] not in excluded] for s in rows}
@@ -56,8 +57,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(folds):
             test = [r for r in mod if fold_of(r) == k]
-            train = rest["train"] + [r for r in mod if fold_of(r) != k]
-            for name, part in (("train", train), ("dev", rest["dev"]), ("test", test)):
+            # Moderation rows outside fold k keep their place in the real split, so early
+            # stopping, calibration and thresholds see in-domain dev rows as in production.
+            train = rest["train"] + [r for r in mod if fold_of(r) != k and r["id"] not in mod_dev]
+            dev = rest["dev"] + [r for r in mod if fold_of(r) != k and r["id"] in mod_dev]
+            for name, part in (("train", train), ("dev", dev), ("test", test)):
                 with open(os.path.join(tmp, name + ".jsonl"), "w") as f:
                     for r in part:
                         f.write(json.dumps(r) + "\n")
@@ -70,6 +74,10 @@ def main():
                                  capture_output=True, text=True, check=True, env=env).stdout.splitlines()
             for r, line in zip(test, out):
                 pooled.append((r["labels"], json.loads(line)["category_scores"]))
+    if os.environ.get("DUMP"):
+        with open(os.environ["DUMP"], "w") as f:
+            for (lab, sc), r in zip(pooled, [r for k in range(folds) for r in mod if fold_of(r) == k]):
+                f.write(json.dumps({"text": r["text"], "labels": lab, "scores": sc}) + "\n")
     result = {}
     for code, name in zip(CODES, NAMES):
         s = [sc[name] for lab, sc in pooled if code in lab]

@@ -37,8 +37,21 @@ pub struct TrainArgs {
     pub max_epochs: usize,
     #[arg(long, default_value_t = 0.2)]
     pub learning_rate: f32,
+    /// L2 penalty on the head weights.
+    #[arg(long, default_value_t = 1e-6)]
+    pub l2: f32,
+    /// Cap on the positive-class weight sqrt(neg/pos) of rare categories.
+    #[arg(long, default_value_t = 8.0)]
+    pub max_pos_weight: f32,
+    /// Longest character n-gram (bytes of a word with boundary marks); 0 disables them.
+    #[arg(long, default_value_t = 5)]
+    pub char_max: u8,
     #[arg(long, default_value_t = 20231)]
     pub seed: u64,
+    /// Heads per category trained from different shuffles and averaged (an ensemble at
+    /// no scoring cost; training time grows linearly).
+    #[arg(long, default_value_t = 1)]
+    pub ensemble: usize,
     /// Sources are balanced by weighting each row by sqrt(reference / rows of its source),
     /// clamped to [1/4, 4], so 25k tweets of one dataset do not drown 600 rows of another.
     /// Rows per source at weight 1.
@@ -112,9 +125,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (xtr, xdev) = (examples(&train, &wtr), examples(&dev, &wdev));
     let cfg = TrainConfig {
         name: a.name.clone(),
-        features: FeatureConfig { bits: a.bits, ..FeatureConfig::default() },
+        features: FeatureConfig {
+            bits: a.bits,
+            char_min: if a.char_max == 0 { 0 } else { 3.min(a.char_max) },
+            char_max: a.char_max,
+            ..FeatureConfig::default()
+        },
         max_epochs: a.max_epochs,
         learning_rate: a.learning_rate,
+        l2: a.l2,
+        max_pos_weight: a.max_pos_weight,
+        ensemble: a.ensemble,
         seed: a.seed,
         ..TrainConfig::default()
     };
@@ -125,7 +146,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         taxonomy.len(),
         a.bits
     );
-    let pb = crate::progress::bar((taxonomy.len() * cfg.max_epochs) as u64, "epochs", false);
+    let pb = crate::progress::bar((taxonomy.len() * cfg.max_epochs * cfg.ensemble.max(1)) as u64, "epochs", false);
     let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
     let progress = |c: usize, epoch: usize, loss: f64| {
         pb.inc(1);
