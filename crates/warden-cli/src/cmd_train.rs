@@ -35,7 +35,9 @@ pub struct TrainArgs {
     pub bits: u32,
     #[arg(long, default_value_t = 12)]
     pub max_epochs: usize,
-    #[arg(long, default_value_t = 0.2)]
+    /// AdaGrad step size. Five-fold CV on the moderation set: 0.05 beats 0.02, 0.2 and
+    /// 0.6 (docs/fast-tier.md).
+    #[arg(long, default_value_t = 0.05)]
     pub learning_rate: f32,
     /// L2 penalty on the head weights.
     #[arg(long, default_value_t = 1e-6)]
@@ -48,6 +50,10 @@ pub struct TrainArgs {
     pub char_max: u8,
     #[arg(long, default_value_t = 20231)]
     pub seed: u64,
+    /// Score subcategories (S3, H2, V2) on their own head only, instead of adding their
+    /// parent's logit.
+    #[arg(long)]
+    pub independent_subcategories: bool,
     /// Heads per category trained from different shuffles and averaged (an ensemble at
     /// no scoring cost; training time grows linearly).
     #[arg(long, default_value_t = 1)]
@@ -61,10 +67,19 @@ pub struct TrainArgs {
     /// source labelled with exactly our taxonomy.
     #[arg(long = "source-weight", value_parser = parse_kv, default_values = ["openai-moderation=4"])]
     pub source_weights: Vec<(String, f64)>,
+    /// Fit calibration on dev rows of this source, with every other dev row weighted by
+    /// --calibrate-rest (early stopping and thresholds still use all of dev).
+    #[arg(long)]
+    pub calibrate_on: Option<String>,
+    #[arg(long, default_value_t = 1.0)]
+    pub calibrate_rest: f32,
     /// Model name recorded in the manifest and reported by `warden eval`.
     #[arg(long, default_value = "warden-fast")]
     pub name: String,
 }
+
+/// Fewer dev positives than this and an F1-optimal threshold is noise (V2 had 2).
+const MIN_POSITIVES_TO_TUNE: usize = 30;
 
 fn parse_kv(s: &str) -> Result<(String, f64), String> {
     let (k, v) = s.split_once('=').ok_or("expected NAME=FACTOR")?;
@@ -93,7 +108,10 @@ fn row_weights(rows: &[Record], a: &TrainArgs) -> (Vec<f32>, BTreeMap<String, f6
 }
 
 fn examples<'a>(rows: &'a [Record], w: &[f32]) -> Vec<TrainExample<'a>> {
-    rows.iter().zip(w).map(|(r, &w)| TrainExample { text: &r.text, labels: &r.labels, weight: w }).collect()
+    rows.iter()
+        .zip(w)
+        .map(|(r, &w)| TrainExample { text: &r.text, labels: &r.labels, weight: w, calibration_weight: w })
+        .collect()
 }
 
 fn git_revision() -> String {
@@ -122,7 +140,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let (wtr, source_weights) = row_weights(&train, &a);
     let (wdev, _) = row_weights(&dev, &a);
-    let (xtr, xdev) = (examples(&train, &wtr), examples(&dev, &wdev));
+    let xtr = examples(&train, &wtr);
+    let mut xdev = examples(&dev, &wdev);
+    if let Some(src) = &a.calibrate_on {
+        for (ex, r) in xdev.iter_mut().zip(&dev) {
+            ex.calibration_weight = if &r.source == src { ex.weight } else { ex.weight * a.calibrate_rest };
+        }
+    }
     let cfg = TrainConfig {
         name: a.name.clone(),
         features: FeatureConfig {
@@ -136,6 +160,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         l2: a.l2,
         max_pos_weight: a.max_pos_weight,
         ensemble: a.ensemble,
+        combine_parent_logits: !a.independent_subcategories,
         seed: a.seed,
         ..TrainConfig::default()
     };
@@ -155,7 +180,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (mut model, report) = warden_fast::train(&taxonomy, &xtr, &xdev, &cfg, &progress);
     pb.finish_and_clear();
 
-    // Policy: per category, the threshold with the best F1 on dev.
+    // Policy: per category, the threshold with the best F1 on dev, where dev has enough
+    // positives for that to mean something; 0.5 on the calibrated score otherwise.
     let dev_scores = crate::cmd_eval::score_records(&model, &dev)?;
     let mut thresholds = Vec::with_capacity(taxonomy.len());
     for c in 0..taxonomy.len() {
@@ -164,11 +190,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
             .zip(&dev_scores)
             .filter_map(|(r, s)| r.labels[c].hard().map(|h| (s[c], h)))
             .unzip();
-        thresholds.push(warden_eval::best_f1(&s, &l).map_or(0.5, |(_, t)| t));
+        let positives = l.iter().filter(|&&b| b).count();
+        let t = if positives >= MIN_POSITIVES_TO_TUNE { warden_eval::best_f1(&s, &l).map(|(_, t)| t) } else { None };
+        thresholds.push(t.unwrap_or(0.5));
     }
     let policy = ThresholdPolicy::new(
         "default",
-        "Per-category thresholds maximising F1 on the dev split (all sources pooled).",
+        &format!(
+            "Per category, the threshold maximising F1 on the dev split (all sources pooled) when dev \
+             has at least {MIN_POSITIVES_TO_TUNE} positives for it; otherwise 0.5 on the calibrated score."
+        ),
         thresholds,
     );
     let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &dev_scores, policy.thresholds(), &a.name)?;
@@ -207,6 +238,13 @@ fn load_training_data(
     taxonomy: &Taxonomy,
 ) -> Result<(Vec<Record>, Vec<Record>, serde_json::Value, String)> {
     if let (Some(t), Some(d)) = (&a.train_file, &a.dev_file) {
+        let d_args = &a.data;
+        if d_args.exclude_research_only || !d_args.datasets.is_empty() || d_args.data_root.is_some() || d_args.specs.is_some() {
+            bail!(
+                "--train-file/--dev-file train on those files as they are; --exclude-research-only, \
+                 --datasets, --data-root and --specs only apply when building data from the specs"
+            );
+        }
         let train = crate::cmd_eval::read_labelled(t, taxonomy)?;
         let dev = crate::cmd_eval::read_labelled(d, taxonomy)?;
         let sha = |p: &PathBuf| -> Result<String> {

@@ -63,6 +63,22 @@ impl Calibration {
     }
 }
 
+/// The logits heads are calibrated and scored on: each head's own, plus (where
+/// `combine[i]`) the sum of its ancestors' raw logits.
+pub(crate) fn combined_logits(taxonomy: &Taxonomy, raw: &[f32], combine: &[bool]) -> Vec<f32> {
+    let mut z = raw.to_vec();
+    for (i, zi) in z.iter_mut().enumerate() {
+        if combine.get(i).copied().unwrap_or(false) {
+            let mut at = i;
+            while let Some(p) = taxonomy.parent_of(at) {
+                *zi += raw[p];
+                at = p;
+            }
+        }
+    }
+    z
+}
+
 #[inline]
 pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -80,6 +96,10 @@ pub struct Manifest {
     pub features: FeatureConfig,
     /// Head biases, one per category.
     pub bias: Vec<f32>,
+    /// Per category: score it on its own head's logit plus its ancestors' (chosen per
+    /// subcategory at training time). Empty (and absent in older manifests) means never.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub combine_parent_logits: Vec<bool>,
     pub calibration: Vec<Calibration>,
     /// SHA-256 of `weights.bin`.
     pub weights_sha256: String,
@@ -174,8 +194,9 @@ impl FastModel {
     /// Calibrated, hierarchy-consistent probabilities for one text.
     pub fn score_one(&self, text: &str) -> Scores {
         let normalized = crate::norm::normalize_text(text);
-        let mut s = vec![0.0; self.manifest.taxonomy.len()];
-        self.logits_normalized(&normalized, &mut s);
+        let mut raw = vec![0.0; self.manifest.taxonomy.len()];
+        self.logits_normalized(&normalized, &mut raw);
+        let mut s = combined_logits(&self.manifest.taxonomy, &raw, &self.manifest.combine_parent_logits);
         for (x, cal) in s.iter_mut().zip(&self.manifest.calibration) {
             *x = cal.apply(*x);
         }
@@ -381,6 +402,7 @@ mod tests {
             normalizer: normalizer_id(),
             features: cfg,
             bias: vec![0.1; taxonomy.len()],
+            combine_parent_logits: vec![false, false, false, false, false, true, true, true],
             calibration: vec![Calibration { a: 1.5, b: -0.5 }; taxonomy.len()],
             taxonomy,
             weights_sha256: String::new(),
@@ -441,6 +463,22 @@ mod tests {
         let s = std::fs::read_to_string(&mpath).unwrap().replace("\"format_version\": 1,", "\"format_version\": 99,");
         std::fs::write(&mpath, s).unwrap();
         assert!(matches!(FastModel::load(dir.path()), Err(ModelError::Version { found: 99, .. })));
+    }
+
+    /// Manifests written before `combine_parent_logits` existed still load, as "never".
+    #[test]
+    fn missing_combine_field_reads_as_never() {
+        let mut m = random_model(10);
+        m.manifest.combine_parent_logits.clear();
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();
+        assert!(!text.contains("combine_parent_logits"));
+        let back = FastModel::load(dir.path()).unwrap();
+        assert!(back.manifest().combine_parent_logits.is_empty());
+        for (a, b) in back.score_one("x y").iter().zip(m.score_one("x y")) {
+            assert!((a - b).abs() < 2e-3, "{a} vs {b}");
+        }
     }
 
     #[test]

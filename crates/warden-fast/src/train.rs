@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use warden_core::{Label, Taxonomy};
 
 use crate::features::{FeatureConfig, Featurizer};
-use crate::model::{normalizer_id, sigmoid, Calibration, FastModel, Manifest, FAST_FORMAT_VERSION};
+use crate::model::{combined_logits, normalizer_id, sigmoid, Calibration, FastModel, Manifest, FAST_FORMAT_VERSION};
 
 /// One training row: text, one label per category (unknown ones are masked out of the
 /// loss), and a row weight (e.g. to balance sources).
@@ -17,6 +17,9 @@ pub struct TrainExample<'a> {
     pub text: &'a str,
     pub labels: &'a [Label],
     pub weight: f32,
+    /// Weight of a dev row when fitting calibration (ignored for train rows). Lets
+    /// calibration lean on the deployment domain while early stopping uses all of dev.
+    pub calibration_weight: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +43,15 @@ pub struct TrainConfig {
     /// an ensemble at no scoring cost that removes most of SGD's order noise.
     #[serde(default = "one")]
     pub ensemble: usize,
+    /// Allow scoring a subcategory on its own logit plus its ancestors' (H2 with H's...).
+    /// Subcategories have few positives of their own, and their parent's evidence is
+    /// relevant by construction (every H2 positive is an H positive) — but it can also
+    /// drown the subcategory's own signal (S's logit swamps "minors" for S3). So it is
+    /// chosen per subcategory: combined only when dev has at least
+    /// [`MIN_DEV_POSITIVES_TO_COMBINE`] positives for it and the combined logit ranks them
+    /// better (higher dev AUPRC).
+    #[serde(default)]
+    pub combine_parent_logits: bool,
 }
 
 fn one() -> usize {
@@ -53,14 +65,19 @@ impl Default for TrainConfig {
             features: FeatureConfig::default(),
             max_epochs: 12,
             patience: 2,
-            learning_rate: 0.2,
+            learning_rate: 0.05,
             l2: 1e-6,
             max_pos_weight: 8.0,
             seed: 20231,
             ensemble: 1,
+            combine_parent_logits: true,
         }
     }
 }
+
+/// Fewest dev positives on which [`TrainConfig::combine_parent_logits`] may switch a
+/// subcategory to its combined logit.
+pub const MIN_DEV_POSITIVES_TO_COMBINE: usize = 30;
 
 /// What happened to each head.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +187,45 @@ pub fn train(
         .map(|c| train_head(c, taxonomy, train, dev, &xtr, &xdev, dim, cfg, progress))
         .collect();
 
+    let mut heads = heads;
+    // Calibrate each head on dev (Platt scaling) over the logit it is scored with: its own,
+    // plus its ancestors' when `combine_parent_logits` is on.
+    let raw_dev: Vec<Vec<f32>> = (0..dev.len())
+        .into_par_iter()
+        .map(|r| {
+            let (f, sc) = xdev.row(r);
+            heads.iter().map(|(h, _)| h.logit(f, sc)).collect()
+        })
+        .collect();
+    let all = vec![true; taxonomy.len()];
+    let combine: Vec<bool> = (0..taxonomy.len())
+        .map(|c| {
+            if !cfg.combine_parent_logits || taxonomy.parent_of(c).is_none() {
+                return false;
+            }
+            let (mut own, mut comb, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+            for (ex, raw) in dev.iter().zip(&raw_dev) {
+                if let Some(h) = ex.labels[c].hard() {
+                    own.push(raw[c]);
+                    comb.push(combined_logits(taxonomy, raw, &all)[c]);
+                    labels.push(h);
+                }
+            }
+            labels.iter().filter(|&&b| b).count() >= MIN_DEV_POSITIVES_TO_COMBINE
+                && warden_eval::auprc(&comb, &labels) > warden_eval::auprc(&own, &labels)
+        })
+        .collect();
+    let dev_logits: Vec<Vec<f32>> = raw_dev.iter().map(|raw| combined_logits(taxonomy, raw, &combine)).collect();
+    for (c, (_, report)) in heads.iter_mut().enumerate() {
+        let z: Vec<(f32, f32, f32)> = dev
+            .iter()
+            .enumerate()
+            .filter_map(|(r, ex)| ex.labels[c].target().map(|y| (dev_logits[r][c], y, ex.calibration_weight)))
+            .filter(|&(_, _, w)| w > 0.0)
+            .collect();
+        report.calibration = fit_platt(&z);
+    }
+
     let cats = taxonomy.len();
     let mut weights = vec![0.0f32; dim * cats];
     for (c, (h, _)) in heads.iter().enumerate() {
@@ -185,6 +241,7 @@ pub fn train(
         normalizer: normalizer_id(),
         features: cfg.features.clone(),
         bias: heads.iter().map(|(h, _)| h.b).collect(),
+        combine_parent_logits: combine,
         calibration: heads.iter().map(|(_, r)| r.calibration).collect(),
         weights_sha256: String::new(),
         training: serde_json::Value::Null,
@@ -270,15 +327,6 @@ fn train_head(
     let k = members as f32;
     head.w = sum_w.into_iter().map(|x| x / k).collect();
     head.b = sum_b / k;
-    // Calibrate on dev: Platt scaling over the head's raw outputs.
-    let z: Vec<(f32, f32, f32)> = dev_rows
-        .iter()
-        .map(|&(r, y, w)| {
-            let (f, sc) = xdev.row(r);
-            (head.logit(f, sc), y, w)
-        })
-        .collect();
-    let calibration = fit_platt(&z);
     let report = HeadReport {
         code: taxonomy.categories()[c].code.clone(),
         train_rows: rows.len(),
@@ -288,7 +336,7 @@ fn train_head(
         best_epoch: best_epochs,
         epochs_run: runs,
         dev_loss_per_epoch: all_losses,
-        calibration,
+        calibration: Calibration::default(),
     };
     (head, report)
 }
