@@ -74,8 +74,8 @@ pub fn run(c: DataCommand) -> Result<()> {
             let taxonomy = crate::load_taxonomy(data.taxonomy.as_deref())?;
             let built = build_data(&data, &taxonomy)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let train_sha = warden_data::write_jsonl(&built.train, &taxonomy, &out.join("train.jsonl"))?;
-            let dev_sha = warden_data::write_jsonl(&built.dev, &taxonomy, &out.join("dev.jsonl"))?;
+            let train_sha = warden_data::write_jsonl(&built.train, &taxonomy, out.join("train.jsonl"))?;
+            let dev_sha = warden_data::write_jsonl(&built.dev, &taxonomy, out.join("dev.jsonl"))?;
             let mut stats = built.stats.clone();
             stats.train_sha256 = Some(train_sha.clone());
             stats.dev_sha256 = Some(dev_sha.clone());

@@ -260,8 +260,8 @@ fn load_training_data(
     // be checked against a rebuilt training set.
     let tmp = std::env::temp_dir().join(format!("warden-train-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    let train_sha = warden_data::write_jsonl(&built.train, taxonomy, &tmp.join("train.jsonl"))?;
-    let dev_sha = warden_data::write_jsonl(&built.dev, taxonomy, &tmp.join("dev.jsonl"))?;
+    let train_sha = warden_data::write_jsonl(&built.train, taxonomy, tmp.join("train.jsonl"))?;
+    let dev_sha = warden_data::write_jsonl(&built.dev, taxonomy, tmp.join("dev.jsonl"))?;
     let _ = std::fs::remove_dir_all(&tmp);
     let mut stats = built.stats.clone();
     stats.train_sha256 = Some(train_sha.clone());

@@ -216,7 +216,7 @@ impl Taxonomy {
             let mut at = i;
             while let Some(p) = self.parent[at] {
                 let current = labels[p].target();
-                if current.map_or(true, |c| c < v) {
+                if current.is_none_or(|c| c < v) {
                     labels[p] = crate::Label::from_value(v);
                     changed += 1;
                 }
