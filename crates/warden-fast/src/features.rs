@@ -16,11 +16,17 @@ pub struct FeatureConfig {
     /// Character n-grams are taken from at most this many bytes of a word, so a 10 kB
     /// token (base64, a URL) cannot dominate the cost of a document.
     pub max_word_bytes: usize,
+    /// Count each distinct word (its unigram and character n-grams) and each distinct
+    /// bigram once per text: presence rather than frequency, so a spam page repeating one
+    /// term fifty times is not pushed to an extreme score. Absent in older manifests
+    /// (= false).
+    #[serde(default)]
+    pub distinct_words: bool,
 }
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self { bits: 20, word_bigrams: true, char_min: 3, char_max: 5, max_word_bytes: 32 }
+        Self { bits: 20, word_bigrams: true, char_min: 3, char_max: 5, max_word_bytes: 32, distinct_words: true }
     }
 }
 
@@ -99,15 +105,24 @@ impl Featurizer {
     /// order, duplicates included (so repeated words count more). Returns the number of
     /// features emitted.
     pub fn for_each_feature(&self, normalized: &str, mut emit: impl FnMut(u32)) -> usize {
+        with_seen(self.cfg.distinct_words, |seen| self.for_each_feature_in(normalized, seen, &mut emit))
+    }
+
+    fn for_each_feature_in(&self, normalized: &str, seen: &mut Seen<'_>, mut emit: impl FnMut(u32)) -> usize {
         let mut n = 0usize;
         let mut prev: Option<u64> = None;
         for word in words(normalized) {
             let wh = Self::word_hash(word);
-            n += self.for_each_word_feature(word, wh, &mut emit);
+            if seen.first(wh) {
+                n += self.for_each_word_feature(word, wh, &mut emit);
+            }
             if self.cfg.word_bigrams {
                 if let Some(p) = prev {
-                    emit(self.bigram_bucket(p, wh));
-                    n += 1;
+                    let b = self.bigram_bucket(p, wh);
+                    if seen.first(BIGRAM_KEY ^ b as u64) {
+                        emit(b);
+                        n += 1;
+                    }
                 }
                 prev = Some(wh);
             }
@@ -119,6 +134,54 @@ impl Featurizer {
     pub fn features_into(&self, normalized: &str, out: &mut Vec<u32>) {
         out.clear();
         self.for_each_feature(normalized, |i| out.push(i));
+    }
+}
+
+/// Marks bigram keys apart from word hashes in [`Seen`].
+pub(crate) const BIGRAM_KEY: u64 = 0xB16B_0000_0000_0000;
+
+/// Hasher for keys that already are xxh3 hashes: hashing them again would only cost time.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+pub(crate) type HashKeySet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<PassThrough>>;
+
+thread_local! {
+    /// Reused across texts so counting distinct words allocates nothing per text.
+    static SEEN: std::cell::RefCell<HashKeySet> = std::cell::RefCell::new(HashKeySet::default());
+}
+
+/// Runs `f` with this thread's [`Seen`] set, cleared, for one text.
+pub(crate) fn with_seen<R>(on: bool, f: impl FnOnce(&mut Seen<'_>) -> R) -> R {
+    SEEN.with_borrow_mut(|set| {
+        set.clear();
+        f(&mut Seen { on, set })
+    })
+}
+
+/// Which words and bigrams a text has already produced, when counting distinct ones.
+pub(crate) struct Seen<'a> {
+    on: bool,
+    set: &'a mut HashKeySet,
+}
+
+impl Seen<'_> {
+    /// True the first time `key` is seen (always true when counting every occurrence).
+    #[inline]
+    pub(crate) fn first(&mut self, key: u64) -> bool {
+        !self.on || self.set.insert(key)
     }
 }
 

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -156,12 +156,16 @@ impl FastModel {
         let w = &self.weights;
         let f = &self.featurizer;
         let mut n = 0usize;
-        WORD_CACHE.with_borrow_mut(|cache| {
+        let distinct = f.config().distinct_words;
+        crate::features::with_seen(distinct, |seen| WORD_CACHE.with_borrow_mut(|cache| {
             cache.reset_for(self.id, c);
+            // Words are counted once per text through the cache's per-text stamp; only
+            // bigrams need the `seen` set.
+            let text_stamp = cache.next_text();
             let mut prev: Option<u64> = None;
             for word in crate::features::words(normalized) {
                 let wh = Featurizer::word_hash(word);
-                let entry = cache.get_or_insert(wh, |slot| {
+                let (sums, count, first) = cache.get_or_insert(wh, text_stamp, |slot| {
                     f.for_each_word_feature(word, wh, |i| {
                         let row = &w[i as usize * c..i as usize * c + c];
                         for (o, x) in slot.iter_mut().zip(row) {
@@ -169,22 +173,27 @@ impl FastModel {
                         }
                     })
                 });
-                n += entry.1;
-                for (o, x) in out.iter_mut().zip(entry.0) {
-                    *o += x;
+                if first || !distinct {
+                    n += count;
+                    for (o, x) in out.iter_mut().zip(sums) {
+                        *o += x;
+                    }
                 }
                 if f.config().word_bigrams {
                     if let Some(p) = prev {
-                        let i = f.bigram_bucket(p, wh) as usize;
-                        for (o, x) in out.iter_mut().zip(&w[i * c..i * c + c]) {
-                            *o += x;
+                        let i = f.bigram_bucket(p, wh);
+                        if seen.first(crate::features::BIGRAM_KEY ^ i as u64) {
+                            let i = i as usize;
+                            for (o, x) in out.iter_mut().zip(&w[i * c..i * c + c]) {
+                                *o += x;
+                            }
+                            n += 1;
                         }
-                        n += 1;
                     }
                     prev = Some(wh);
                 }
             }
-        });
+        }));
         let scale = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
         for (o, b) in out.iter_mut().zip(&self.manifest.bias) {
             *o = *o * scale + b;
@@ -325,30 +334,17 @@ fn decode_weights(bytes: &[u8], dim: usize, cats: usize) -> Result<Vec<f32>, Mod
         .collect())
 }
 
-/// Keys are already xxh3 hashes: hashing them again would only cost time.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = x;
-    }
-}
-
 /// Per-thread cache of each word's summed unigram + character n-gram weights.
 #[derive(Default)]
 struct WordCache {
     model: u64,
     cats: usize,
-    /// word hash → (offset into `sums`, number of features).
-    index: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>>,
+    /// word hash → (offset into `sums`, number of features, stamp of the last text that
+    /// used it).
+    index: HashMap<u64, (u32, u32, u32), BuildHasherDefault<crate::features::PassThrough>>,
     sums: Vec<f32>,
+    /// Incremented per text; stamps tell whether a word already occurred in this text.
+    text: u32,
 }
 
 /// Bounds the cache at about 256k words (≈ 9 MB per thread for eight categories).
@@ -364,20 +360,38 @@ impl WordCache {
         }
     }
 
+    fn next_text(&mut self) -> u32 {
+        self.text = self.text.wrapping_add(1);
+        if self.text == 0 {
+            // Stamps wrapped: forget them all rather than confuse an old text with this one.
+            for v in self.index.values_mut() {
+                v.2 = 0;
+            }
+            self.text = 1;
+        }
+        self.text
+    }
+
+    /// The word's summed weights and feature count, and whether this is its first
+    /// occurrence in the text stamped `text`.
     #[inline]
-    fn get_or_insert(&mut self, key: u64, fill: impl FnOnce(&mut [f32]) -> usize) -> (&[f32], usize) {
+    fn get_or_insert(&mut self, key: u64, text: u32, fill: impl FnOnce(&mut [f32]) -> usize) -> (&[f32], usize, bool) {
         let c = self.cats;
-        let (off, n) = match self.index.get(&key) {
-            Some(&(off, n)) => (off as usize, n as usize),
+        let (off, n, first) = match self.index.get_mut(&key) {
+            Some(e) => {
+                let first = e.2 != text;
+                e.2 = text;
+                (e.0 as usize, e.1 as usize, first)
+            }
             None => {
                 let off = self.sums.len();
                 self.sums.resize(off + c, 0.0);
                 let n = fill(&mut self.sums[off..off + c]);
-                self.index.insert(key, (off as u32, n as u32));
-                (off, n)
+                self.index.insert(key, (off as u32, n as u32, text));
+                (off, n, true)
             }
         };
-        (&self.sums[off..off + c], n)
+        (&self.sums[off..off + c], n, first)
     }
 }
 
@@ -391,8 +405,12 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn random_model(bits: u32) -> FastModel {
+        random_model_with(FeatureConfig { bits, ..FeatureConfig::default() })
+    }
+
+    fn random_model_with(cfg: FeatureConfig) -> FastModel {
+        let bits = cfg.bits;
         let taxonomy = Taxonomy::builtin();
-        let cfg = FeatureConfig { bits, ..FeatureConfig::default() };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let weights = (0..(1usize << bits) * taxonomy.len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let manifest = Manifest {
@@ -416,7 +434,13 @@ mod tests {
     /// path training uses, including on repeated words and across texts.
     #[test]
     fn cached_logits_equal_the_direct_sum() {
-        let m = random_model(12);
+        for distinct_words in [false, true] {
+            let m = random_model_with(FeatureConfig { bits: 12, distinct_words, ..FeatureConfig::default() });
+            check_cached_equals_direct(&m);
+        }
+    }
+
+    fn check_cached_equals_direct(m: &FastModel) {
         let c = m.manifest.taxonomy.len();
         for text in ["kill kill them all", "a b c a b c", "", "naïve café über", "them all kill"] {
             let mut direct = vec![0.0f32; c];
