@@ -72,22 +72,16 @@ pub fn run(c: DataCommand) -> Result<()> {
     match c {
         DataCommand::Build { data, out } => {
             let taxonomy = crate::load_taxonomy(data.taxonomy.as_deref())?;
-            let built = build_data(&data, &taxonomy)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let train_sha = warden_data::write_jsonl(&built.train, &taxonomy, out.join("train.jsonl"))?;
-            let dev_sha = warden_data::write_jsonl(&built.dev, &taxonomy, out.join("dev.jsonl"))?;
-            let mut stats = built.stats.clone();
-            stats.train_sha256 = Some(train_sha.clone());
-            stats.dev_sha256 = Some(dev_sha.clone());
-            std::fs::write(out.join("stats.json"), serde_json::to_string_pretty(&stats)?)?;
-            std::fs::write(out.join("datasheet.md"), warden_data::datasheet_markdown(&stats, &taxonomy))?;
+            let mut built = build_data(&data, &taxonomy)?;
+            let out = warden_data::write_build(&mut built, &taxonomy, &out)
+                .with_context(|| format!("writing the build to {}", out.display()))?;
             eprintln!(
-                "warden data build: {} train rows (sha256 {}), {} dev rows (sha256 {}) in {}",
+                "warden data build: {} train rows (sha256 {}), {} dev rows (sha256 {}), datasheet {}",
                 built.train.len(),
-                &train_sha[..12],
+                &out.train_sha256[..12],
                 built.dev.len(),
-                &dev_sha[..12],
-                out.display()
+                &out.dev_sha256[..12],
+                out.datasheet.display()
             );
             Ok(())
         }

@@ -78,15 +78,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let thresholds = loaded.policy.thresholds();
     let name = format!("{} ({})", loaded.model.name(), loaded.origin);
     let report = warden_eval::evaluate_records(&taxonomy, &records, &scores, thresholds, &name)?;
+    let labels: Vec<_> = records.iter().map(|r| r.labels.as_slice()).collect();
     let by_source = if a.by_source {
-        let labels: Vec<_> = records.iter().map(|r| r.labels.as_slice()).collect();
         let groups: Vec<&str> = records.iter().map(|r| r.source.as_str()).collect();
         Some(warden_eval::try_evaluate_by_group(&taxonomy, &labels, &scores, thresholds, &groups, &name)?)
     } else {
         None
     };
     if let Some(dir) = &a.plots {
-        let labels: Vec<_> = records.iter().map(|r| r.labels.as_slice()).collect();
         let files = warden_eval::write_pr_curves_svg(&taxonomy, &labels, &scores, thresholds, &name, dir)
             .with_context(|| format!("writing plots to {}", dir.display()))?;
         eprintln!("warden eval: wrote {} plots to {}", files.len(), dir.display());

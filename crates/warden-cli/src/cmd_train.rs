@@ -262,13 +262,10 @@ fn load_training_data(
         return Ok((train, dev, info, sheet));
     }
     let built = build_data(&a.data, taxonomy)?;
-    // Hash exactly what `warden data build` would write, so the manifest's data hash can
-    // be checked against a rebuilt training set.
-    let tmp = std::env::temp_dir().join(format!("warden-train-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let train_sha = warden_data::write_jsonl(&built.train, taxonomy, tmp.join("train.jsonl"))?;
-    let dev_sha = warden_data::write_jsonl(&built.dev, taxonomy, tmp.join("dev.jsonl"))?;
-    let _ = std::fs::remove_dir_all(&tmp);
+    // Exactly the hashes of the files `warden data build` writes, so the manifest's data
+    // hash can be checked against a rebuilt training set.
+    let train_sha = warden_data::jsonl_sha256(&built.train, taxonomy);
+    let dev_sha = warden_data::jsonl_sha256(&built.dev, taxonomy);
     let mut stats = built.stats.clone();
     stats.train_sha256 = Some(train_sha.clone());
     stats.dev_sha256 = Some(dev_sha.clone());

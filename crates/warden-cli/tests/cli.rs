@@ -95,7 +95,7 @@ fn model_directory_has_versioned_manifest_policy_and_card() {
     let m: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["format_version"], 1);
     assert_eq!(m["kind"], "warden-fast");
-    assert!(m["training"]["train_sha256"].is_null() || m["training"]["data"]["train_sha256"].is_string());
+    assert_eq!(m["training"]["data"]["train_sha256"].as_str().map(str::len), Some(64));
     assert!(m["metrics"]["dev"]["categories"]["V"]["auprc"].as_f64().unwrap() > 0.9);
     assert!(dir.join("policy.toml").is_file());
     assert!(std::fs::read_to_string(dir.join("datasheet.md")).unwrap().contains("## Policy"));

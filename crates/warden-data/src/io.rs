@@ -20,6 +20,18 @@ pub fn write_jsonl(records: &[Record], taxonomy: &Taxonomy, path: impl AsRef<Pat
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    let sha = write_jsonl_to(records, taxonomy, &mut w).map_err(io)?;
+    w.flush().map_err(io)?;
+    Ok(sha)
+}
+
+/// The SHA-256 (hex) that [`write_jsonl`] would return for these records, without writing
+/// anything: what a model manifest records as its training data hash.
+pub fn jsonl_sha256(records: &[Record], taxonomy: &Taxonomy) -> String {
+    write_jsonl_to(records, taxonomy, &mut std::io::sink()).expect("a sink never fails")
+}
+
+fn write_jsonl_to(records: &[Record], taxonomy: &Taxonomy, w: &mut impl Write) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut line = Vec::with_capacity(1024);
     for r in records {
@@ -27,9 +39,8 @@ pub fn write_jsonl(records: &[Record], taxonomy: &Taxonomy, path: impl AsRef<Pat
         serde_json::to_writer(&mut line, &r.to_json(taxonomy)).expect("records serialize");
         line.push(b'\n');
         h.update(&line);
-        w.write_all(&line).map_err(io)?;
+        w.write_all(&line)?;
     }
-    w.flush().map_err(io)?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -62,7 +73,7 @@ pub struct BuildOutputs {
     pub dev_sha256: String,
 }
 
-/// Writes `train.jsonl`, `dev.jsonl`, `stats.json` and `DATASHEET.md` into `out_dir`, and
+/// Writes `train.jsonl`, `dev.jsonl`, `stats.json` and `datasheet.md` into `out_dir`, and
 /// records the two file hashes in `data.stats`.
 pub fn write_build(data: &mut BuiltData, taxonomy: &Taxonomy, out_dir: impl AsRef<Path>) -> Result<BuildOutputs> {
     let dir = out_dir.as_ref();
@@ -76,7 +87,7 @@ pub fn write_build(data: &mut BuiltData, taxonomy: &Taxonomy, out_dir: impl AsRe
     let stats = dir.join("stats.json");
     let s = serde_json::to_string_pretty(&data.stats).expect("stats serialize");
     std::fs::write(&stats, s + "\n").map_err(|source| DataError::Io { path: stats.clone(), source })?;
-    let datasheet = dir.join("DATASHEET.md");
+    let datasheet = dir.join("datasheet.md");
     std::fs::write(&datasheet, datasheet_markdown(&data.stats, taxonomy))
         .map_err(|source| DataError::Io { path: datasheet.clone(), source })?;
     Ok(BuildOutputs { train, dev, datasheet, stats, train_sha256, dev_sha256 })

@@ -32,7 +32,7 @@ pub use build::{
 };
 pub use datasheet::datasheet_markdown;
 pub use decontam::{decontam_normalize, py_is_word, py_isspace, text_hash, Decontaminator};
-pub use io::{read_jsonl, write_build, write_jsonl, BuildOutputs};
+pub use io::{jsonl_sha256, read_jsonl, write_build, write_jsonl, BuildOutputs};
 pub use load::{load_dataset, LoadedDataset};
 pub use read::open_maybe_gz;
 pub use spec::{load_specs, DatasetSpec, SPEC_FORMAT_VERSION};
