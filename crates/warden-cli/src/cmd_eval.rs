@@ -74,7 +74,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let loaded = models::load(a.model.as_deref(), a.policy.as_deref())?;
     let taxonomy = loaded.model.taxonomy().clone();
     let records = read_labelled(&a.data, &taxonomy)?;
-    let scores = score_records(&loaded.model, &records)?;
+    let scores = score_records(&*loaded.model, &records)?;
     let thresholds = loaded.policy.thresholds();
     let name = format!("{} ({})", loaded.model.name(), loaded.origin);
     let report = warden_eval::evaluate_records(&taxonomy, &records, &scores, thresholds, &name)?;

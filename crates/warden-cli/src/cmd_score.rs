@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{Map, Value};
-use warden_core::{Classifier, Policy, Taxonomy};
+use warden_core::{Policy, Taxonomy};
 
 use crate::models;
 

@@ -12,7 +12,12 @@ use crate::cmd_data::{build_data, DataArgs};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 pub enum Tier {
+    /// Hashed n-gram logistic heads (corpus-scale throughput).
     Fast,
+    /// Eight MLP heads on a transformer encoder (frozen by default; --finetune-layers).
+    Encoder,
+    /// Fast tier first, encoder on the uncertain band; combination learned on dev.
+    Cascade,
 }
 
 #[derive(Args)]
@@ -78,9 +83,11 @@ pub struct TrainArgs {
     pub calibrate_on: Option<String>,
     #[arg(long, default_value_t = 1.0)]
     pub calibrate_rest: f32,
-    /// Model name recorded in the manifest and reported by `warden eval`.
-    #[arg(long, default_value = "warden-fast")]
-    pub name: String,
+    /// Model name recorded in the manifest and reported by `warden eval` (default: warden-<tier>).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub encoder: crate::cmd_train_encoder::EncoderTrainArgs,
 }
 
 /// Fewer dev positives than this and an F1-optimal threshold is noise (V2 had 2).
@@ -96,7 +103,7 @@ fn parse_kv(s: &str) -> Result<(String, f64), String> {
 }
 
 /// Per-row weights: source balancing times the per-source factors.
-fn row_weights(rows: &[Record], a: &TrainArgs) -> (Vec<f32>, BTreeMap<String, f64>) {
+pub(crate) fn row_weights(rows: &[Record], a: &TrainArgs) -> (Vec<f32>, BTreeMap<String, f64>) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in rows {
         *counts.entry(&r.source).or_default() += 1;
@@ -119,7 +126,7 @@ fn examples<'a>(rows: &'a [Record], w: &[f32]) -> Vec<TrainExample<'a>> {
         .collect()
 }
 
-fn git_revision() -> String {
+pub(crate) fn git_revision() -> String {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -137,7 +144,18 @@ fn git_revision() -> String {
     }
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+pub fn run(mut a: TrainArgs) -> Result<()> {
+    let tier_name = match a.tier {
+        Tier::Fast => "warden-fast",
+        Tier::Encoder => "warden-encoder",
+        Tier::Cascade => "warden-cascade",
+    };
+    let name = a.name.get_or_insert_with(|| tier_name.to_string()).clone();
+    match a.tier {
+        Tier::Fast => {}
+        Tier::Encoder => return crate::cmd_train_encoder::run_encoder(&a, &name),
+        Tier::Cascade => return crate::cmd_train_encoder::run_cascade(&a, &name),
+    }
     let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
     let (train, dev, data_info, datasheet) = load_training_data(&a, &taxonomy)?;
     if train.is_empty() || dev.is_empty() {
@@ -153,7 +171,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
     let cfg = TrainConfig {
-        name: a.name.clone(),
+        name: name.clone(),
         features: FeatureConfig {
             bits: a.bits,
             char_min: if a.char_max == 0 { 0 } else { 3.min(a.char_max) },
@@ -186,34 +204,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (mut model, report) = warden_fast::train(&taxonomy, &xtr, &xdev, &cfg, &progress);
     pb.finish_and_clear();
 
-    // Policy: per category, the threshold with the best F1 on dev, where dev has enough
-    // positives for that to mean something; 0.5 on the calibrated score otherwise.
     let dev_scores = crate::cmd_eval::score_records(&model, &dev)?;
-    let mut thresholds = Vec::with_capacity(taxonomy.len());
-    for c in 0..taxonomy.len() {
-        let (s, l): (Vec<f32>, Vec<bool>) = dev
-            .iter()
-            .zip(&dev_scores)
-            .filter_map(|(r, s)| r.labels[c].hard().map(|h| (s[c], h)))
-            .unzip();
-        let positives = l.iter().filter(|&&b| b).count();
-        let t = if positives >= MIN_POSITIVES_TO_TUNE { warden_eval::best_f1(&s, &l).map(|(_, t)| t) } else { None };
-        thresholds.push(t.unwrap_or(0.5));
-    }
-    let policy = ThresholdPolicy::new(
-        "default",
-        &format!(
-            "Per category, the threshold maximising F1 on the dev split (all sources pooled) when dev \
-             has at least {MIN_POSITIVES_TO_TUNE} positives for it; otherwise 0.5 on the calibrated score."
-        ),
-        thresholds,
-    );
-    let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &dev_scores, policy.thresholds(), &a.name)?;
+    let policy = tune_policy(&taxonomy, &dev, &dev_scores);
+    let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &dev_scores, policy.thresholds(), &name)?;
     let labels: Vec<_> = dev.iter().map(|r| r.labels.as_slice()).collect();
     let groups: Vec<&str> = dev.iter().map(|r| r.source.as_str()).collect();
     let by_source =
-        warden_eval::try_evaluate_by_group(&taxonomy, &labels, &dev_scores, policy.thresholds(), &groups, &a.name)?;
-
+        warden_eval::try_evaluate_by_group(&taxonomy, &labels, &dev_scores, policy.thresholds(), &groups, &name)?;
+    
     let command: Vec<String> = std::env::args().collect();
     let m = model.manifest_mut();
     m.training = json!({
@@ -237,9 +235,33 @@ pub fn run(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Per category, the threshold with the best F1 on dev, where dev has enough positives for
+/// that to mean something; 0.5 on the calibrated score otherwise.
+pub(crate) fn tune_policy(taxonomy: &Taxonomy, dev: &[Record], dev_scores: &[Vec<f32>]) -> ThresholdPolicy {
+    let mut thresholds = Vec::with_capacity(taxonomy.len());
+    for c in 0..taxonomy.len() {
+        let (s, l): (Vec<f32>, Vec<bool>) = dev
+            .iter()
+            .zip(dev_scores)
+            .filter_map(|(r, s)| r.labels[c].hard().map(|h| (s[c], h)))
+            .unzip();
+        let positives = l.iter().filter(|&&b| b).count();
+        let t = if positives >= MIN_POSITIVES_TO_TUNE { warden_eval::best_f1(&s, &l).map(|(_, t)| t) } else { None };
+        thresholds.push(t.unwrap_or(0.5));
+    }
+    ThresholdPolicy::new(
+        "default",
+        &format!(
+            "Per category, the threshold maximising F1 on the dev split (all sources pooled) when dev \
+             has at least {MIN_POSITIVES_TO_TUNE} positives for it; otherwise 0.5 on the calibrated score."
+        ),
+        thresholds,
+    )
+}
+
 /// Train and dev rows, a JSON description of where they came from (hashes, sources,
 /// licences, drop counts), and the data datasheet in Markdown.
-fn load_training_data(
+pub(crate) fn load_training_data(
     a: &TrainArgs,
     taxonomy: &Taxonomy,
 ) -> Result<(Vec<Record>, Vec<Record>, serde_json::Value, String)> {
@@ -301,6 +323,20 @@ fn model_card(
     );
     let _ = writeln!(s, "Command: `{}`  \nRevision: `{}`\n", m.training["command"].as_str().unwrap_or("?"),
         m.training["git_revision"].as_str().unwrap_or("?"));
+    s.push_str(&card_body(t, policy, dev, by_source, datasheet));
+    s
+}
+
+/// The part of a model card every tier shares: policy, dev metrics, per-source AUPRC, data.
+pub(crate) fn card_body(
+    t: &Taxonomy,
+    policy: &ThresholdPolicy,
+    dev: &warden_eval::EvalReport,
+    by_source: &BTreeMap<String, warden_eval::EvalReport>,
+    datasheet: &str,
+) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
     let _ = writeln!(s, "## Policy `{}`\n\n{}\n\n| category | threshold |\n|---|---|", policy.name, policy.description);
     for (c, th) in t.categories().iter().zip(policy.thresholds()) {
         let _ = writeln!(s, "| {} ({}) | {:.4} |", c.code, c.name, th);

