@@ -48,8 +48,8 @@ pub struct EncoderTrainArgs {
     /// Where fine-tuning checkpoints go; a rerun with the same directory resumes.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Keep at most this many training rows per source (0: all). Bounds the first
-    /// embedding pass on a small machine; later runs read the embedding cache.
+    /// Keep at most this many train and this many dev rows per source (0: all). Bounds
+    /// the first embedding pass on a small machine; later runs read the embedding cache.
     #[arg(long, default_value_t = 0)]
     pub max_rows_per_source: usize,
     /// Embedding cache (default: $WARDEN_CACHE/embeddings.sqlite).
@@ -168,6 +168,7 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     let (train, dev, data_info, datasheet) = load_training_data(a, &taxonomy)?;
     let full_train = train.len();
     let train = cap_per_source(train, e.max_rows_per_source);
+    let dev = cap_per_source(dev, e.max_rows_per_source);
     if train.is_empty() || dev.is_empty() {
         bail!("need both train and dev rows (got {} and {})", train.len(), dev.len());
     }
@@ -371,6 +372,7 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     let e = &a.encoder;
     let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
     let (_, dev, _, datasheet) = load_training_data(a, &taxonomy)?;
+    let dev = cap_per_source(dev, e.max_rows_per_source);
     let enc_model_dir = e.encoder_model.clone().context("--tier cascade needs --encoder-model DIR (from --tier encoder)")?;
     let fast = warden_fast::FastModel::load(&e.fast_model).with_context(|| format!("loading fast model {}", e.fast_model.display()))?;
     let heads = HeadsModel::load(&enc_model_dir).with_context(|| format!("loading {}", enc_model_dir.display()))?;
