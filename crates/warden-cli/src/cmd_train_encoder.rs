@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use warden_core::{Classifier, Record, Taxonomy};
+use warden_core::Record;
 use warden_encoder::cache::EmbeddingCache;
 use warden_encoder::{Encoder, EncoderOptions, Pooling};
 use warden_heads::cascade::{Band, CascadeManifest, Combiner, CASCADE_FORMAT_VERSION, CASCADE_KIND};
@@ -278,10 +278,10 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     let mut model = HeadsModel { manifest, heads, encoder_params };
     // Dev scores from the cached vectors, window by window as at inference time.
     let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
-    let full = Encoder::load(&enc_dir, EncoderOptions { pooling: Pooling::MeanCls, ..Default::default() })?;
     let dev_scores: Vec<Vec<f32>> = if model.encoder_params.is_empty() {
-        let (embs, _) = full.embed_cached(&texts, &mut cache, 256, &mut |_, _| {})?;
-        let d = full.config().hidden_size;
+        // `encoder` is still the mean+CLS one the cache was filled with.
+        let (embs, _) = encoder.embed_cached(&texts, &mut cache, 256, &mut |_, _| {})?;
+        let d = encoder.config().hidden_size;
         embs.into_iter()
             .map(|mut emb| {
                 for w in &mut emb.windows {
@@ -415,18 +415,22 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
         Ok(r.any.auprc)
     };
     let fast_any = dev_any(&fast_scores)?;
-    for b in &bands {
+    let apply = |manifest: &CascadeManifest, b: &Band| -> (usize, Vec<Vec<f32>>) {
         let mut n = 0;
-        let scores: Vec<Vec<f32>> = (0..dev.len())
+        let scores = (0..dev.len())
             .map(|i| {
                 if b.escalates(&fast_scores[i]) {
                     n += 1;
-                    warden_heads::cascade::combine(&manifest, &fast_scores[i], &enc_scores[i])
+                    warden_heads::cascade::combine(manifest, &fast_scores[i], &enc_scores[i])
                 } else {
                     fast_scores[i].clone()
                 }
             })
             .collect();
+        (n, scores)
+    };
+    for b in &bands {
+        let (n, scores) = apply(&manifest, b);
         let frac = n as f64 / dev.len() as f64;
         curve.push((*b, frac, dev_any(&scores)?, scores));
     }
@@ -445,15 +449,7 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
         .iter()
         .map(|(b, frac, any, _)| json!({"band": b, "escalated_fraction": frac, "dev_any_auprc": any}))
         .collect::<Vec<_>>());
-    let cascade_scores: Vec<Vec<f32>> = (0..dev.len())
-        .map(|i| {
-            if chosen.escalates(&fast_scores[i]) {
-                warden_heads::cascade::combine(&manifest, &fast_scores[i], &enc_scores[i])
-            } else {
-                fast_scores[i].clone()
-            }
-        })
-        .collect();
+    let (_, cascade_scores) = apply(&manifest, &chosen);
     let policy = tune_policy(&taxonomy, &dev, &cascade_scores);
     let dev_report = warden_eval::evaluate_records(&taxonomy, &dev, &cascade_scores, policy.thresholds(), name)?;
     let labels: Vec<_> = dev.iter().map(|r| r.labels.as_slice()).collect();
@@ -476,10 +472,7 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     );
     card.push_str(&card_body(&taxonomy, &policy, &dev_report, &by_source, &datasheet));
     std::fs::write(a.out.join("datasheet.md"), card)?;
-    let _ = clf.name();
     eprintln!("warden train: wrote {}", a.out.display());
     Ok(())
 }
 
-#[allow(dead_code)]
-fn _taxonomy_used(_: &Taxonomy) {}

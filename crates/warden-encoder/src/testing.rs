@@ -71,8 +71,8 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) -> std::io::Result<BertConfig> {
     Ok(cfg)
 }
 
-/// A word-level `tokenizer.json` over `w0 … w{TINY_WORDS-1}` plus BERT's specials.
-pub fn write_tiny_tokenizer(dir: &Path) -> std::io::Result<()> {
+/// A word-level tokenizer over `w0 … w{TINY_WORDS-1}` plus BERT's specials.
+pub fn tiny_tokenizer() -> tokenizers::Tokenizer {
     use tokenizers::models::wordlevel::WordLevel;
     use tokenizers::pre_tokenizers::whitespace::Whitespace;
     let mut vocab = std::collections::HashMap::new();
@@ -86,8 +86,13 @@ pub fn write_tiny_tokenizer(dir: &Path) -> std::io::Result<()> {
         .vocab(vocab.into_iter().collect())
         .unk_token("[UNK]".into())
         .build()
-        .map_err(std::io::Error::other)?;
+        .expect("a valid word-level vocabulary");
     let mut tok = tokenizers::Tokenizer::new(model);
     tok.with_pre_tokenizer(Some(Whitespace {}));
-    tok.save(dir.join("tokenizer.json"), false).map_err(std::io::Error::other)
+    tok
+}
+
+/// Writes [`tiny_tokenizer`] as `tokenizer.json`.
+pub fn write_tiny_tokenizer(dir: &Path) -> std::io::Result<()> {
+    tiny_tokenizer().save(dir.join("tokenizer.json"), false).map_err(std::io::Error::other)
 }

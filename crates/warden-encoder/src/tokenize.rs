@@ -175,21 +175,9 @@ impl WindowTokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokenizers::models::wordlevel::WordLevel;
-    use tokenizers::pre_tokenizers::whitespace::Whitespace;
 
     fn toy(cfg: WindowConfig) -> WindowTokenizer {
-        let mut vocab = std::collections::HashMap::new();
-        for (i, w) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
-            vocab.insert(w.to_string(), i as u32);
-        }
-        for i in 0..100 {
-            vocab.insert(format!("w{i}"), 4 + i);
-        }
-        let model = WordLevel::builder().vocab(vocab.into_iter().collect()).unk_token("[UNK]".into()).build().unwrap();
-        let mut tok = Tokenizer::new(model);
-        tok.with_pre_tokenizer(Some(Whitespace {}));
-        WindowTokenizer::new(tok, cfg).unwrap()
+        WindowTokenizer::new(crate::testing::tiny_tokenizer(), cfg).unwrap()
     }
 
     #[test]

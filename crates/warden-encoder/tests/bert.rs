@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use common::*;
 use warden_encoder::bert::{pool, BertModel, Mode, Pooling};
-use warden_encoder::{Encoder, EncoderOptions, WindowConfig};
+use warden_encoder::{BertConfig, Encoder, EncoderOptions, WindowConfig};
 
 fn load_both(dir: &std::path::Path) -> (BertModel, candle_transformers::models::bert::BertModel) {
     let cfg: warden_encoder::BertConfig =
@@ -129,7 +129,6 @@ fn stock_bert_gives_lower_layers_no_gradient() {
     let zero = g.map(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() == 0.0).unwrap_or(true);
     assert!(zero, "candle-transformers' BERT now back-propagates into layer 0");
 }
-use warden_encoder::BertConfig;
 
 #[test]
 fn embeddings_do_not_depend_on_batch_company_and_long_texts_are_windowed() {
