@@ -7,6 +7,7 @@ mod cmd_data;
 mod cmd_eval;
 mod cmd_model;
 mod cmd_score;
+mod cmd_serve;
 mod cmd_train;
 mod cmd_train_encoder;
 mod models;
@@ -45,6 +46,9 @@ enum Command {
     /// The transformer encoder: fetch the default one into the local cache.
     #[command(subcommand)]
     Model(cmd_model::ModelCommand),
+    /// Run the moderation service: an OpenAI-compatible POST /v1/moderations with named
+    /// policies, batching, Prometheus metrics, spike monitoring and consented sampling.
+    Serve(cmd_serve::ServeArgs),
     /// Print the taxonomy (built-in, or a TOML file) with its definitions.
     Taxonomy {
         /// A taxonomy TOML file instead of the built-in one.
@@ -72,6 +76,7 @@ fn main() {
         Command::Train(a) => cmd_train::run(a),
         Command::Data(c) => cmd_data::run(c),
         Command::Model(c) => cmd_model::run(c),
+        Command::Serve(a) => cmd_serve::run(a),
         Command::Taxonomy { taxonomy, toml } => show_taxonomy(taxonomy, toml),
     };
     if let Err(e) = result {
