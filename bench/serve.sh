@@ -11,7 +11,7 @@
 #
 # The peer, measured in the same run on the same texts: the same model scoring in-process
 # (`warden score`, no HTTP), so the table shows what the service layer costs.
-# Texts are short comments from ../shared/data/jigsaw-toxic-sample, written to a scratch
+# Texts are 2,000 short tweets from ../shared/data/davidson-hate-offensive, written to a scratch
 # directory under target/ (nothing is copied into the repository).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,9 +37,9 @@ cargo build --release -q -p warden-serve --example loadgen
 BIN=target/release/warden
 LOADGEN=target/release/examples/loadgen
 
-python3 - "$DATA/jigsaw-toxic-sample/test_examples.csv" "$SCRATCH/texts.txt" <<'PY'
-import csv, sys
-rows = [r["comment_text"].replace("\n", " ").strip() for r in csv.DictReader(open(sys.argv[1], encoding="utf-8"))]
+python3 - "$DATA/davidson-hate-offensive/labeled_data.csv.gz" "$SCRATCH/texts.txt" <<'PY'
+import csv, gzip, sys
+rows = [r["tweet"].replace("\n", " ").strip() for r in csv.DictReader(gzip.open(sys.argv[1], "rt", encoding="utf-8"))]
 short = [t for t in rows if 20 <= len(t) <= 200][:2000]
 open(sys.argv[2], "w").write("\n".join(short) + "\n")
 print(f"{len(short)} short texts, mean {sum(map(len, short)) / len(short):.0f} chars")

@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Most characters per input.
     #[arg(long, default_value_t = warden_serve::Limits::default().max_input_chars)]
     max_input_chars: usize,
+    /// Moderation requests handled at once; beyond it requests get 429 before their body is read.
+    #[arg(long, default_value_t = warden_serve::Limits::default().max_in_flight)]
+    max_in_flight: usize,
     /// Texts that may wait for inference; beyond it requests get 429 + Retry-After.
     #[arg(long, default_value_t = warden_serve::BatchConfig::default().queue_texts)]
     queue_texts: usize,
@@ -101,6 +104,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     cfg.limits.max_body_bytes = a.max_body_bytes;
     cfg.limits.max_inputs = a.max_inputs;
     cfg.limits.max_input_chars = a.max_input_chars;
+    cfg.limits.max_in_flight = a.max_in_flight;
     cfg.batch.queue_texts = a.queue_texts;
     cfg.batch.max_batch_texts = a.max_batch_texts;
     cfg.batch.max_batch_bytes = a.max_batch_bytes;

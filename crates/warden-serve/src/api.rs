@@ -216,6 +216,11 @@ async fn moderations(State(state): State<AppState>, headers: HeaderMap, req: Req
 
 async fn moderate(state: &AppState, headers: &HeaderMap, req: Request) -> Result<Response, ApiError> {
     let key = authorize(state, headers, false)?;
+    // Shed load before reading the body: under overload, work per refused request stays tiny.
+    let _permit = state.inner.in_flight.try_acquire().map_err(|_| ApiError::Overloaded {
+        queued: state.inner.ready.get().map(|r| r.engine.queued_texts()).unwrap_or(0),
+        retry_after: 1,
+    })?;
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let body = read_body(state, headers, req.into_body()).await?;
     let parsed = parse_request(&body, &state.inner.cfg.limits)?;

@@ -24,6 +24,10 @@ pub struct Limits {
     pub header_timeout_secs: u64,
     /// Most simultaneous connections; further ones wait in the kernel's accept backlog.
     pub max_connections: usize,
+    /// Most moderation requests being handled at once (reading, parsing, queued or scored).
+    /// Beyond it a request is answered 429 before its body is read, so overload is shed at
+    /// the cost of parsing headers only, not allowed to pile up inside the server.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +39,7 @@ impl Default for Limits {
             body_timeout_secs: 10,
             header_timeout_secs: 10,
             max_connections: 1024,
+            max_in_flight: 512,
         }
     }
 }

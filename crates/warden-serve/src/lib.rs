@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     pub store: Mutex<Option<SampleStore>>,
     pub counter: AtomicU64,
     pub seed: u64,
+    /// Permits for moderation requests in flight ([`Limits::max_in_flight`]).
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 /// The service's shared state. Cheap to clone.
@@ -105,8 +107,10 @@ impl AppState {
         };
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
             ^ (std::process::id() as u64) << 32;
+        let in_flight = tokio::sync::Semaphore::new(cfg.limits.max_in_flight.max(1));
         Ok(Self {
             inner: Arc::new(Inner {
+                in_flight,
                 cfg,
                 metrics,
                 keys,

@@ -324,6 +324,33 @@ async fn overload_is_answered_429_with_retry_after_never_5xx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_beyond_the_in_flight_limit_are_shed_at_once() {
+    let mut cfg = ServeConfig::default();
+    cfg.limits.max_in_flight = 2;
+    let st = state_with(cfg, Keywords::slow(Duration::from_millis(300)));
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            let (s, _, v) = call(&st, post_json(json!({ "input": format!("t{i}") }))).await;
+            (s, v)
+        }));
+    }
+    let mut shed = 0;
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            // The queue holds 8192 texts, so only the in-flight limit can refuse these.
+            shed += 1;
+            assert_eq!(v["error"]["code"], "overloaded");
+        } else {
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    }
+    assert!(shed >= 3, "at most 2 of 6 simultaneous requests fit, {shed} were shed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_together() {
     let model = Arc::new(Keywords::slow(Duration::from_millis(30)));
     let st = AppState::new(ServeConfig::default()).unwrap();
