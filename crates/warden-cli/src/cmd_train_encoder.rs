@@ -123,6 +123,28 @@ pub(crate) fn embed_texts(encoder: &Encoder, cache: &mut EmbeddingCache, texts: 
     Ok((width, x))
 }
 
+/// Scores texts with a frozen-encoder heads model from the embedding cache (embedding only
+/// the texts it lacks), window by window as at inference time. `encoder` must be the
+/// mean+CLS encoder the cache is filled with.
+fn cached_scores(model: &HeadsModel, encoder: &Encoder, cache: &mut EmbeddingCache, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    let d = encoder.config().hidden_size;
+    let pooling = model.manifest.pooling;
+    let (embs, _) = encoder.embed_cached(texts, cache, 256, &mut |_, _| {})?;
+    Ok(embs
+        .into_iter()
+        .map(|mut emb| {
+            for w in &mut emb.windows {
+                w.vector = match pooling {
+                    Pooling::Mean => w.vector[..d].to_vec(),
+                    Pooling::Cls => w.vector[d..].to_vec(),
+                    Pooling::MeanCls => w.vector.clone(),
+                };
+            }
+            model.score_windows(&emb).map(|(s, _)| s)
+        })
+        .collect::<Result<_, _>>()?)
+}
+
 fn head_data(encoder: &Encoder, cache: &mut EmbeddingCache, rows: &[Record], weights: Vec<f32>, pooling: Pooling, what: &str) -> Result<HeadData> {
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let (dim, x) = embed_texts(encoder, cache, &texts, pooling, what)?;
@@ -280,20 +302,7 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
     let dev_scores: Vec<Vec<f32>> = if model.encoder_params.is_empty() {
         // `encoder` is still the mean+CLS one the cache was filled with.
-        let (embs, _) = encoder.embed_cached(&texts, &mut cache, 256, &mut |_, _| {})?;
-        let d = encoder.config().hidden_size;
-        embs.into_iter()
-            .map(|mut emb| {
-                for w in &mut emb.windows {
-                    w.vector = match e.pooling {
-                        Pooling::Mean => w.vector[..d].to_vec(),
-                        Pooling::Cls => w.vector[d..].to_vec(),
-                        Pooling::MeanCls => w.vector.clone(),
-                    };
-                }
-                model.score_windows(&emb).map(|(s, _)| s)
-            })
-            .collect::<Result<_, _>>()?
+        cached_scores(&model, &encoder, &mut cache, &texts)?
     } else {
         let clf = warden_heads::EncoderClassifier::new(model.clone(), &enc_dir)?;
         crate::cmd_eval::score_records(&clf, &dev)?
@@ -377,10 +386,20 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     let fast = warden_fast::FastModel::load(&e.fast_model).with_context(|| format!("loading fast model {}", e.fast_model.display()))?;
     let heads = HeadsModel::load(&enc_model_dir).with_context(|| format!("loading {}", enc_model_dir.display()))?;
     let enc_dir = encoder_dir(e.encoder.as_deref())?;
-    let clf = warden_heads::EncoderClassifier::new(heads, &enc_dir)?;
     let fast_scores = crate::cmd_eval::score_records(&fast, &dev)?;
     eprintln!("warden train --tier cascade: scoring {} dev rows with the encoder tier", dev.len());
-    let enc_scores = crate::cmd_eval::score_records(&clf, &dev)?;
+    let enc_scores = if heads.encoder_params.is_empty() {
+        // A frozen encoder: reuse the embedding cache that trained the heads.
+        let encoder = Encoder::load(&enc_dir, EncoderOptions { pooling: Pooling::MeanCls, ..Default::default() })
+            .with_context(|| format!("loading encoder {}", enc_dir.display()))?;
+        let cache_file = cache_path(e);
+        let mut cache = EmbeddingCache::open(&cache_file).with_context(|| format!("opening {}", cache_file.display()))?;
+        let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
+        cached_scores(&heads, &encoder, &mut cache, &texts)?
+    } else {
+        let clf = warden_heads::EncoderClassifier::new(heads.clone(), &enc_dir)?;
+        crate::cmd_eval::score_records(&clf, &dev)?
+    };
     let combiner: Vec<Combiner> = (0..taxonomy.len())
         .map(|c| {
             let rows: Vec<(f32, f32, f32)> = dev
