@@ -1,7 +1,6 @@
 //! Input file lists: glob expansion, `--shard I/N` partitioning and hashing.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -88,15 +87,7 @@ pub fn sha256_file(path: &Path) -> Result<String, CorpusError> {
     };
     let mut file = File::open(path).map_err(io_err)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(e)),
-        };
-        hasher.update(&buf[..n]);
-    }
+    // Streams through a fixed buffer: a large shard never sits in memory whole.
+    std::io::copy(&mut file, &mut hasher).map_err(io_err)?;
     Ok(hex::encode(hasher.finalize()))
 }

@@ -10,7 +10,7 @@
 //! | `GET /readyz` | none | the model is loaded |
 //! | `GET /metrics` | none | Prometheus text format |
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -382,7 +382,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.inner.metrics.render();
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
-
-/// Kept for callers that want the default drain period.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 

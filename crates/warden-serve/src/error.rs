@@ -43,8 +43,6 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("unsupported content type {0:?}: send application/json")]
-    UnsupportedMediaType(String),
 }
 
 impl ApiError {
@@ -63,7 +61,6 @@ impl ApiError {
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
@@ -87,7 +84,6 @@ impl ApiError {
             Internal(_) => "internal_error",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
-            UnsupportedMediaType(_) => "unsupported_media_type",
         }
     }
 
