@@ -4,7 +4,34 @@
 //! asks for `--model`.
 use std::path::PathBuf;
 
+/// The source revision for run manifests: `git describe`-like commit id, `-dirty` when the
+/// tree has changes; `unknown` outside a git checkout.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(rev) if !rev.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}-dirty") } else { rev }
+        }
+        _ => "unknown".to_string(),
+    }
+}
+
 fn main() {
+    println!("cargo::rustc-env=WARDEN_REVISION={}", revision());
+    for f in ["../../.git/HEAD", "../../.git/index"] {
+        if std::path::Path::new(f).exists() {
+            println!("cargo::rerun-if-changed={f}");
+        }
+    }
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
         .join("../../models/default")
         .canonicalize()

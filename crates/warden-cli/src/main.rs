@@ -3,6 +3,7 @@
 //! Every subcommand is a thin layer over the library crates; this binary only parses
 //! arguments, reports progress and turns errors into messages with context.
 
+mod cmd_curate;
 mod cmd_data;
 mod cmd_eval;
 mod cmd_model;
@@ -49,6 +50,11 @@ enum Command {
     /// Run the moderation service: an OpenAI-compatible POST /v1/moderations with named
     /// policies, batching, Prometheus metrics, spike monitoring and consented sampling.
     Serve(cmd_serve::ServeArgs),
+    /// Filter a web corpus (JSONL, .gz, .zst, Parquet) with layered safeguards — domain and
+    /// word lists, the fast classifier, an optional second tier — into kept, redacted and
+    /// removed documents with reasons, an attributes sidecar, a manifest and an audit report.
+    /// Resumable and shardable; see docs/curate.md.
+    Curate(cmd_curate::CurateArgs),
     /// Print the taxonomy (built-in, or a TOML file) with its definitions.
     Taxonomy {
         /// A taxonomy TOML file instead of the built-in one.
@@ -77,6 +83,7 @@ fn main() {
         Command::Data(c) => cmd_data::run(c),
         Command::Model(c) => cmd_model::run(c),
         Command::Serve(a) => cmd_serve::run(a),
+        Command::Curate(a) => cmd_curate::run(a),
         Command::Taxonomy { taxonomy, toml } => show_taxonomy(taxonomy, toml),
     };
     if let Err(e) = result {

@@ -33,7 +33,7 @@ mod embedded_cascade {
     pub const POLICY: &str = include_str!(concat!(env!("WARDEN_EMBEDDED_CASCADE_DIR"), "/policy.toml"));
 }
 
-fn manifest_kind(dir: &Path) -> Result<String> {
+pub(crate) fn manifest_kind(dir: &Path) -> Result<String> {
     let p = dir.join("manifest.json");
     let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
@@ -56,7 +56,7 @@ pub fn load_dir(dir: &Path) -> Result<Box<dyn Classifier>> {
     })
 }
 
-fn load_cascade(dir: &Path) -> Result<CascadeClassifier> {
+pub(crate) fn load_cascade(dir: &Path) -> Result<CascadeClassifier> {
     let p = dir.join("manifest.json");
     let m: CascadeManifest = serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("parsing {}", p.display()))?;
     let fast_dir = dir.join(&m.fast);

@@ -214,7 +214,7 @@ impl Iterator for JsonlReader {
                 return Some(error(location, ReadErrorKind::InvalidUtf8, bytes));
             };
             return Some(match serde_json::from_str::<Value>(text) {
-                Ok(value) => to_item(value, &self.fields, &self.stem, location, bytes),
+                Ok(value) => to_item(value, &self.fields, &self.stem, location, bytes, Some(text)),
                 Err(e) => error(location, ReadErrorKind::InvalidJson(e.to_string()), bytes),
             });
         }

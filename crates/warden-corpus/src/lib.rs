@@ -140,8 +140,13 @@ pub struct Document {
     /// policy decision (and wrong for hosts like `www.gov.uk` vs `gov.uk`), left to the
     /// caller. `None` when neither is available.
     pub source: Option<String>,
-    /// The whole original record, so kept documents can be written back unchanged.
+    /// The whole original record, parsed.
     pub raw: serde_json::Value,
+    /// The exact line the record was read from (JSONL only; without the line terminator,
+    /// a trailing `\r` or a byte-order mark), so a kept document can be written back
+    /// byte for byte and a verifier can compare bytes, not re-serialisations (serde_json
+    /// would reorder keys and reformat numbers). `None` for Parquet rows.
+    pub line: Option<String>,
     /// Where the record was read.
     pub location: Location,
 }

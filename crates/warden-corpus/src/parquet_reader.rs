@@ -73,6 +73,7 @@ impl Iterator for ParquetReader {
                     &self.stem,
                     location,
                     excerpt.as_bytes(),
+                    None,
                 ))
             }
             Err(e) => {

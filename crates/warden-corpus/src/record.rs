@@ -29,13 +29,14 @@ fn render(v: &Value) -> Option<String> {
 }
 
 /// Builds a document from a parsed record. `excerpt_bytes` is what goes into the excerpt
-/// of an error (the raw line for JSONL).
+/// of an error (the raw line for JSONL); `line` is the exact line (JSONL only).
 pub(crate) fn to_item(
     raw: Value,
     fields: &FieldMap,
     stem: &str,
     location: Location,
     excerpt_bytes: &[u8],
+    line: Option<&str>,
 ) -> Item {
     let Value::Object(map) = &raw else {
         return error(location, ReadErrorKind::NotAnObject, excerpt_bytes);
@@ -65,6 +66,7 @@ pub(crate) fn to_item(
         text,
         source,
         raw,
+        line: line.map(str::to_owned),
         location,
     })
 }
