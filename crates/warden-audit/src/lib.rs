@@ -29,7 +29,7 @@
 //! let doc = DocAttributes {
 //!     id: "doc-1".into(), line: 1, byte_offset: None, source: Some("example.org".into()),
 //!     bytes: text.len() as u64, action: Action::Keep, reasons: vec![], scores: vec![0.01; 3],
-//!     chunks: vec![], rule_hits: vec![], redacted: vec![], identity: false, pii_masked: 0,
+//!     chunks: vec![], rule_hits: vec![], redacted: vec![], identity: false, pii_masked: 0, rule_hits_omitted: 0,
 //! };
 //! shard.observe(&doc, text);
 //! shard.observe_error("invalid_json");

@@ -770,6 +770,7 @@ mod tests {
             redacted: Vec::new(),
             identity: false,
             pii_masked: 0,
+            rule_hits_omitted: 0,
         }
     }
 

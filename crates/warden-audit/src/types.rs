@@ -124,6 +124,10 @@ pub struct DocAttributes {
     /// Every rule match, including those below the policy's acting severity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_hits: Vec<RuleHit>,
+    /// Rule matches beyond the stored ones (a page with thousands of matches keeps the
+    /// first hundred in `rule_hits` and counts the rest here).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rule_hits_omitted: u32,
     /// Spans removed from the text (for `redact`), sorted and non-overlapping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redacted: Vec<Span>,

@@ -27,6 +27,7 @@ fn keep(id: &str, source: &str, text: &str) -> DocAttributes {
         redacted: Vec::new(),
         identity: false,
         pii_masked: 0,
+            rule_hits_omitted: 0,
     }
 }
 

@@ -205,8 +205,11 @@ fn curate(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The fast tier, the second tier (for a cascade) and where they came from.
+type Models = (Option<Arc<dyn Classifier>>, Option<Arc<dyn SecondTier>>, String);
+
 /// The fast tier and, for a cascade, its second tier.
-fn load_models(model: Option<&Path>, taxonomy: &Taxonomy) -> Result<(Option<Arc<dyn Classifier>>, Option<Arc<dyn SecondTier>>, String)> {
+fn load_models(model: Option<&Path>, taxonomy: &Taxonomy) -> Result<Models> {
     if let Some(dir) = model {
         if models::manifest_kind(dir).ok().as_deref() == Some(warden_heads::cascade::CASCADE_KIND) {
             let c = Arc::new(models::load_cascade(dir)?);

@@ -21,8 +21,8 @@ use crate::chunk::{chunk_of, chunks};
 use crate::policy::CurationPolicy;
 use crate::CurateError;
 
-/// At most this many rule hits are stored per document (the count of all hits is in the
-/// reasons' details); a spam page with thousands of matches must not blow up the sidecar.
+/// At most this many rule hits are stored per document (the number of the others is in
+/// `DocAttributes::rule_hits_omitted`); a spam page with thousands of matches must not blow up the sidecar.
 pub const MAX_RULE_HITS_STORED: usize = 100;
 
 /// The second tier: rescores the chunks the fast tier is unsure about.
@@ -291,7 +291,6 @@ impl Engine {
             chunks: &p.chunks,
         };
         let (action, reasons, redacted) = decide(&input, &self.taxonomy, &self.thresholds, &self.drop_mask, &self.policy, self.fast.is_some());
-        let _ = p.total_hits;
         let mut new_text = None;
         let mut pii_masked = 0;
         if action != Action::Drop {
@@ -321,6 +320,7 @@ impl Engine {
             reasons,
             scores,
             chunks: p.chunks,
+            rule_hits_omitted: (p.total_hits - p.rule_hits.len()) as u32,
             rule_hits: p.rule_hits,
             redacted,
             identity: p.identity,
@@ -387,7 +387,7 @@ pub fn decide(
         // Confirmation by the classifier, unless the category acts alone.
         let mut confirm = None;
         if let (Some(t), Some(ci), Some(a)) = (policy.rules.confirm_threshold, ci, first) {
-            if classifier && !policy.rules.always_act.iter().any(|c| *c == h.category) {
+            if classifier && !policy.rules.always_act.contains(&h.category) {
                 let s = input.chunks[a].effective().get(ci).copied().unwrap_or(0.0);
                 if s < t {
                     continue;

@@ -128,7 +128,16 @@ pub fn merge(out: &Path, shards: &[PathBuf], allow_partial: bool) -> Result<Merg
         shard_dirs: ms.iter().map(|(d, _)| relative(out, d)).collect(),
         ..first
     };
-    write_reports(out, &manifest, &stats)?;
+    let notes: Vec<String> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "PARTIAL MERGE: shards {missing:?} of {count} are missing; this report covers {} of the run's {} input files.",
+            manifest.files.len(),
+            manifest.run.inputs
+        )]
+    };
+    write_reports(out, &manifest, &stats, &notes)?;
     let p = out.join("manifest.json");
     fs::write(&p, serde_json::to_string_pretty(&manifest).unwrap()).map_err(|e| CurateError::io(&p, e))?;
     Ok(MergeSummary { manifest, missing })

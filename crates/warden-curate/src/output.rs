@@ -141,3 +141,37 @@ impl LineReader {
         Ok(Some(&self.buf))
     }
 }
+
+/// `line` (a JSON object) with the value of its top-level `field` replaced by the string
+/// `new_text`, every other byte unchanged: a redacted record differs from its input only in
+/// the text (re-serialising a parsed value would reorder keys and round big numbers).
+/// `None` when the line is not an object or has no such field.
+pub fn splice_text(line: &str, field: &str, new_text: &str) -> Option<String> {
+    use std::collections::HashMap;
+    let map: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(line).ok()?;
+    let raw = map.get(field)?.get();
+    let start = (raw.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    let end = start + raw.len();
+    if end > line.len() || &line[start..end] != raw {
+        return None;
+    }
+    let mut out = String::with_capacity(line.len());
+    out.push_str(&line[..start]);
+    out.push_str(&serde_json::to_string(new_text).ok()?);
+    out.push_str(&line[end..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_text;
+
+    #[test]
+    fn splice_changes_only_the_field() {
+        let line = r#"{"a":1,"text" : "old \"q\"","big":123456789012345678901234567890,"f":0.10000000000000000001}"#;
+        let got = splice_text(line, "text", "new\n").unwrap();
+        assert_eq!(got, r#"{"a":1,"text" : "new\n","big":123456789012345678901234567890,"f":0.10000000000000000001}"#);
+        assert_eq!(splice_text(line, "missing", "x"), None);
+        assert_eq!(splice_text("[1]", "text", "x"), None);
+    }
+}

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -304,6 +305,19 @@ pub fn plan(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String, Format)>, Curate
             *n = sanitize(&format!("{}{}", &n[..stem_len], file));
         }
     }
+    // Sanitising can still map two paths to one name ("a b.jsonl", "a_b.jsonl"): number the
+    // later ones (the list is sorted, so the numbering is stable).
+    let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for (_, n, _) in &mut out {
+        if !seen.insert(n.clone()) {
+            let mut k = 2;
+            while seen.contains(&format!("{n}-{k}")) || count.contains_key(&format!("{n}-{k}")) {
+                k += 1;
+            }
+            *n = format!("{n}-{k}");
+            seen.insert(n.clone());
+        }
+    }
     Ok(out)
 }
 
@@ -437,36 +451,31 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
     let todo: Vec<&(PathBuf, String, Format)> = mine.iter().filter(|(_, n, _)| !done.contains_key(n)).collect();
     let todo_bytes: u64 = todo.iter().map(|(p, _, _)| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
     progress.start(todo.len(), todo_bytes, done.len());
+    // The first real error stops the files not yet started; it is the one reported.
+    let first_err: Mutex<Option<CurateError>> = Mutex::new(None);
     let failed = AtomicBool::new(false);
-    let results: Vec<Result<FileRecord, CurateError>> = todo
+    let results: Vec<Option<FileRecord>> = todo
         .par_iter()
         .map(|(path, name, format)| {
             if failed.load(Ordering::Relaxed) {
-                return Err(CurateError::Input("stopped after an earlier error".into()));
+                return None;
             }
-            let r = process_file(engine, cfg, out, path, name, *format, progress);
-            if r.is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
-            r
-        })
-        .collect();
-    let processed = results.len();
-    let mut first_err = None;
-    for r in results {
-        match r {
-            Ok(rec) => {
-                done.insert(rec.name.clone(), rec);
-            }
-            Err(e) => {
-                if first_err.is_none() {
-                    first_err = Some(e);
+            match process_file(engine, cfg, out, path, name, *format, progress) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                    None
                 }
             }
-        }
-    }
-    if let Some(e) = first_err {
+        })
+        .collect();
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
+    }
+    let processed = results.len();
+    for rec in results.into_iter().flatten() {
+        done.insert(rec.name.clone(), rec);
     }
     let files: Vec<FileRecord> = mine.iter().map(|(_, n, _)| done[n].clone()).collect();
     let stats = merge_file_stats(out, &files, engine.taxonomy())?;
@@ -511,7 +520,7 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
         },
         shard_dirs: Vec::new(),
     };
-    write_reports(out, &manifest, &stats)?;
+    write_reports(out, &manifest, &stats, &[])?;
     write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap().as_bytes())?;
     let _ = fs::remove_dir(out.join(".partial"));
     Ok(RunSummary { manifest, stats })
@@ -557,7 +566,7 @@ pub(crate) fn merge_file_stats(dir: &Path, files: &[FileRecord], taxonomy: &ward
 }
 
 /// Writes `stats.json`, `report.md` and `report.html`.
-pub(crate) fn write_reports(out: &Path, m: &Manifest, stats: &RunStats) -> Result<(), CurateError> {
+pub(crate) fn write_reports(out: &Path, m: &Manifest, stats: &RunStats, extra_notes: &[String]) -> Result<(), CurateError> {
     let meta = ReportMeta {
         title: "Warden corpus audit".into(),
         run: format!("{} files, inputs {}", m.totals.files, &m.run.inputs_sha256[..12]),
@@ -572,7 +581,10 @@ pub(crate) fn write_reports(out: &Path, m: &Manifest, stats: &RunStats) -> Resul
         notes: vec![format!(
             "Rule lists: {}.",
             m.rule_lists.iter().map(|l| format!("{} ({}, {} terms)", l.name, l.licence, l.terms)).collect::<Vec<_>>().join(", ")
-        )],
+        )]
+        .into_iter()
+        .chain(extra_notes.iter().cloned())
+        .collect(),
     };
     write_atomic(&out.join("stats.json"), serde_json::to_string(stats).unwrap().as_bytes())?;
     write_atomic(&out.join("report.md"), warden_audit::render_markdown(stats, &meta).as_bytes())?;
@@ -720,8 +732,13 @@ fn flush(
         w.attributes.line(&attrs).map_err(io)?;
         match o.attrs.action {
             Action::Keep | Action::Redact => {
+                let spliced = match (&o.new_text, &d.line) {
+                    (Some(t), Some(line)) => crate::output::splice_text(line, text_field, t),
+                    _ => None,
+                };
                 match (&o.new_text, &d.line) {
                     (None, Some(line)) => w.kept.line(line.as_bytes()).map_err(io)?,
+                    _ if spliced.is_some() => w.kept.line(spliced.as_deref().unwrap_or_default().as_bytes()).map_err(io)?,
                     (new_text, _) => {
                         let mut raw = d.raw.clone();
                         if let Some(t) = new_text {

@@ -212,10 +212,22 @@ fn check_file_inner(dir: &Path, f: &FileRecord, opts: &ReaderOptions, masker: Op
                             }
                         };
                         let verbatim = a.action == Action::Keep && expected_text == d.text;
+                        let spliced = match (&d.line, verbatim) {
+                            (Some(orig), false) => crate::output::splice_text(orig, &opts.fields.text, &expected_text),
+                            _ => None,
+                        };
                         match (&d.line, verbatim) {
                             (Some(orig), true) => {
                                 if line != orig.as_bytes() {
                                     problem(c, format!("id {:?}: kept record is not the input line byte for byte", d.id));
+                                }
+                            }
+                            (Some(_), false) if spliced.is_some() => {
+                                if Some(line.as_slice()) != spliced.as_deref().map(str::as_bytes) {
+                                    problem(c, format!(
+                                        "id {:?}: kept record is not the input line with only its text replaced by the input text minus the redacted spans",
+                                        d.id
+                                    ));
                                 }
                             }
                             _ => {

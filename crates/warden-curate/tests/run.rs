@@ -764,32 +764,32 @@ fn run_mismatch_and_lock() {
     let inp = tmp.path().join("a.jsonl");
     write_input(&inp, &corpus_lines(1));
     let out = tmp.path().join("out");
-    run_ok(&default_engine(), &[inp.clone()], &out);
+    run_ok(&default_engine(), std::slice::from_ref(&inp), &out);
 
     // Another policy (a different threshold).
     let other = engine(policy("", "[classifier]\ndefault_threshold = 0.8", None));
-    match run_with(&other, &[inp.clone()], &out, |_| {}) {
+    match run_with(&other, std::slice::from_ref(&inp), &out, |_| {}) {
         Err(CurateError::RunMismatch(m)) => assert!(m.contains("policy_sha256"), "{m}"),
         other => panic!("expected RunMismatch, got {:?}", other.map(|s| s.manifest.totals)),
     }
     // Another reader option, another shard split, other inputs.
-    assert!(matches!(run_with(&default_engine(), &[inp.clone()], &out, |c| c.reader.max_line_bytes = 5000), Err(CurateError::RunMismatch(_))));
-    assert!(matches!(run_with(&default_engine(), &[inp.clone()], &out, |c| c.shard = (0, 2)), Err(CurateError::RunMismatch(_))));
+    assert!(matches!(run_with(&default_engine(), std::slice::from_ref(&inp), &out, |c| c.reader.max_line_bytes = 5000), Err(CurateError::RunMismatch(_))));
+    assert!(matches!(run_with(&default_engine(), std::slice::from_ref(&inp), &out, |c| c.shard = (0, 2)), Err(CurateError::RunMismatch(_))));
     let inp2 = tmp.path().join("b.jsonl");
     write_input(&inp2, &corpus_lines(2));
     assert!(matches!(run_with(&default_engine(), &[inp.clone(), inp2.clone()], &out, |_| {}), Err(CurateError::RunMismatch(_))));
     // The directory is unharmed: the same run still resumes and verifies.
-    let s = run_ok(&default_engine(), &[inp.clone()], &out);
+    let s = run_ok(&default_engine(), std::slice::from_ref(&inp), &out);
     assert_eq!(s.manifest.timings.resumed_files, 1);
     assert_verifies(&out);
 
     // A directory locked by a live process (pid 1 always exists, and is not us).
     fs::write(out.join(".lock"), b"1").unwrap();
-    assert!(matches!(run_with(&default_engine(), &[inp.clone()], &out, |_| {}), Err(CurateError::Locked(_))));
+    assert!(matches!(run_with(&default_engine(), std::slice::from_ref(&inp), &out, |_| {}), Err(CurateError::Locked(_))));
     fs::remove_file(out.join(".lock")).unwrap();
 
     // Bad shard specs and empty input lists are input errors.
-    assert!(matches!(run_with(&default_engine(), &[inp.clone()], &tmp.path().join("x"), |c| c.shard = (3, 3)), Err(CurateError::Input(_))));
+    assert!(matches!(run_with(&default_engine(), std::slice::from_ref(&inp), &tmp.path().join("x"), |c| c.shard = (3, 3)), Err(CurateError::Input(_))));
     assert!(matches!(run_with(&default_engine(), &[], &tmp.path().join("y"), |_| {}), Err(CurateError::Input(_))));
 }
 
@@ -879,7 +879,6 @@ fn shards_merge_to_the_unsharded_run() {
 }
 
 #[test]
-#[ignore = "bug: merge.rs: with allow_partial the merged report does not say which shards are missing (documented in merge() and the CLI's --allow-partial help)"]
 fn partial_merge_report_names_missing_shards() {
     let tmp = tempfile::tempdir().unwrap();
     let inputs = seven_inputs(&tmp.path().join("in"));
@@ -939,7 +938,7 @@ fn rules_layer() {
         ],
     );
     let out = tmp.path().join("out");
-    let s = run_ok(&eng, &[inp.clone()], &out);
+    let s = run_ok(&eng, std::slice::from_ref(&inp), &out);
     assert_eq!(s.manifest.rule_lists.len(), 1);
     assert_eq!(s.manifest.rule_lists[0].name, "test-list");
     let attrs = attrs_by_id(&out, "r");
@@ -987,7 +986,7 @@ fn rules_layer() {
     // With act_on = "mild" the mild term acts too.
     let eng = engine(policy("act_on = \"mild\"\nlists = [{ path = \"list.toml\" }]", "", Some(tmp.path())));
     let out2 = tmp.path().join("out2");
-    run_ok(&eng, &[inp.clone()], &out2);
+    run_ok(&eng, std::slice::from_ref(&inp), &out2);
     assert_eq!(attrs_by_id(&out2, "r")["mild"].action, Action::Drop);
 }
 
@@ -1146,7 +1145,6 @@ fn output_names_follow_the_input_tree() {
 }
 
 #[test]
-#[ignore = "bug: run.rs plan(): two inputs whose names sanitize to the same name (\"a b.jsonl\", \"a_b.jsonl\") still collide after the collision renaming, so they share every output file"]
 fn output_names_are_unique() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a b.jsonl");
@@ -1177,7 +1175,7 @@ fn custom_field_names() {
         &[
             keep_line.clone(),
             format!("{{\"doc_id\":\"r\",\"content\":{},\"text\":\"untouched\"}}", js(&long)),
-            format!("{{\"doc_id\":\"x\",\"text\":\"no content field\"}}"),
+            "{\"doc_id\":\"x\",\"text\":\"no content field\"}".to_string(),
         ],
     );
     let out = tmp.path().join("out");
@@ -1202,11 +1200,10 @@ fn custom_field_names() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Findings (ignored until fixed in src)
+// Regression tests for bugs found in review (fixed)
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: run.rs run(): after a file fails, files skipped with \"stopped after an earlier error\" can come first in input order and that generic error is returned instead of the real one"]
 fn the_first_real_error_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("in");
@@ -1229,7 +1226,6 @@ fn the_first_real_error_is_reported() {
 }
 
 #[test]
-#[ignore = "bug: run.rs flush(): a redacted record is re-serialised from serde_json::Value, which rewrites the other fields (numbers beyond 64 bits lose precision; without serde_json/preserve_order keys are re-sorted), and verify compares parsed Values so it cannot see it"]
 fn redaction_changes_only_the_text() {
     let tmp = tempfile::tempdir().unwrap();
     let inp = tmp.path().join("b.jsonl");
@@ -1246,16 +1242,14 @@ fn redaction_changes_only_the_text() {
         "fields other than the text were rewritten:\n  input  {}\n  kept   {}",
         line.replace(&js(&long), "\"…\""),
         {
-            let mut v: Value = serde_json::from_str(&kept[0]).unwrap();
+            let v: Value = serde_json::from_str(&kept[0]).unwrap();
             let t = js(v["text"].as_str().unwrap());
-            v["text"] = Value::Null;
             kept[0].replace(&t, "\"…\"")
         }
     );
 }
 
 #[test]
-#[ignore = "bug: engine.rs pre()/finish(): total_hits is computed and discarded (`let _ = p.total_hits`), so after truncation to MAX_RULE_HITS_STORED the number of hits is recorded nowhere, although the constant's docs say it is in the reasons' details"]
 fn rule_hit_count_survives_truncation() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("list.toml"), RULE_LIST).unwrap();
@@ -1267,6 +1261,5 @@ fn rule_hit_count_survives_truncation() {
     let a = &read_attrs(&out, "h")[0];
     assert_eq!(a.rule_hits.len(), warden_curate::engine::MAX_RULE_HITS_STORED);
     assert_eq!(a.action, Action::Drop);
-    let json = serde_json::to_string(a).unwrap();
-    assert!(json.contains("150"), "the total of 150 hits is recorded nowhere: {:?}", a.reasons);
+    assert_eq!(a.rule_hits.len() as u32 + a.rule_hits_omitted, 150, "the total of 150 hits must be recoverable");
 }
