@@ -5,7 +5,9 @@
 #   3. runs it again, SIGKILLs it mid-run, resumes, and checks the outputs are byte-identical
 #      to the clean run's (everything but manifest.json and .state/, which record timings),
 #   4. runs it as 3 shards, merges them, verifies the merge, and checks the merged report
-#      equals the unsharded one.
+#      equals the unsharded one;
+#   5. re-applies a stricter policy from the attributes sidecar (no rescoring) and checks
+#      the outputs equal a full run with that policy.
 # Usage: scripts/curate_e2e.sh [WORK_DIR] [WIKI_FILES]   (defaults: a temp dir, 20 files)
 # Skips (exit 0) when ../shared/data is absent.
 set -euo pipefail
@@ -58,4 +60,18 @@ done
 cmp "$WORK/run-clean/report.md" "$WORK/run-merged/report.md"
 cmp "$WORK/run-clean/stats.json" "$WORK/run-merged/stats.json"
 echo "merged report equals the unsharded report"
+echo "== another policy re-applied from the attributes (no rescoring) equals rescoring with it"
+cat > "$WORK/strict.toml" <<'TOML'
+format_version = 1
+name = "strict-web"
+[classifier]
+default_threshold = 0.5
+[decision]
+redact = false
+TOML
+"$BIN" curate --input "$IN" --output "$WORK/run-reapplied" --policy "$WORK/strict.toml" --reapply-from "$WORK/run-clean"
+"$BIN" curate --input "$IN" --output "$WORK/run-rescored" --policy "$WORK/strict.toml" 2>/dev/null
+"$BIN" curate verify "$WORK/run-reapplied"
+diff -r -x manifest.json -x .state -x run.json "$WORK/run-reapplied" "$WORK/run-rescored"
+echo "re-applied outputs are byte-identical to rescored ones"
 echo "curate_e2e: passed"

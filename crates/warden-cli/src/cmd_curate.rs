@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// Second tier for the uncertain band: an encoder-tier or cascade model directory.
     #[arg(long)]
     pub second_tier: Option<PathBuf>,
+    /// Re-apply this policy to the scores of an earlier run (its output directory) instead
+    /// of scoring again: same --input, --shard and fields as that run, same chunking in the
+    /// policy. Rules, domain lists, thresholds and the decision follow the new policy.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub reapply_from: Option<PathBuf>,
     /// Process only shard I of N (files k with k % N == I of the sorted input list).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
@@ -161,10 +166,15 @@ fn curate(a: RunArgs) -> Result<()> {
         Some(p) => CurationPolicy::load(p, &taxonomy).with_context(|| format!("loading curation policy {}", p.display()))?,
         None => CurationPolicy::builtin(&taxonomy)?,
     };
-    let (fast, mut second, origin) = load_models(a.model.as_deref(), &taxonomy)?;
-    if let Some(dir) = &a.second_tier {
-        second = Some(load_second(dir)?);
-    }
+    let (fast, second, origin) = if let Some(prior) = &a.reapply_from {
+        (None, None, format!("scores re-applied from {}", prior.display()))
+    } else {
+        let (fast, mut second, origin) = load_models(a.model.as_deref(), &taxonomy)?;
+        if let Some(dir) = &a.second_tier {
+            second = Some(load_second(dir)?);
+        }
+        (fast, second, origin)
+    };
     let engine = Engine::new(policy, taxonomy, fast, second)?.with_url_field(&a.url_field);
     let inputs = warden_corpus::expand_globs(&a.input)?;
     let shard = match &a.shard {
@@ -181,6 +191,7 @@ fn curate(a: RunArgs) -> Result<()> {
     cfg.batch_docs = a.batch_docs.max(1);
     cfg.software = Software { version: env!("CARGO_PKG_VERSION").into(), revision: env!("WARDEN_REVISION").into() };
     cfg.model_origin = origin;
+    cfg.prior = a.reapply_from.clone();
     let policy_path = a.policy.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in curate-default".into());
     let progress = Bar::new();
     let summary = warden_curate::run(&engine, &cfg, &policy_path, &progress)?;

@@ -74,8 +74,8 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the lists the policy names and checks the models against the taxonomy.
-    /// `fast` is required when the policy enables the classifier; `second` is used only
-    /// when the policy enables the second tier.
+    /// `fast` is needed to score (without it, [`Engine::process_with`] can only re-apply
+    /// earlier scores); `second` is used only when the policy enables the second tier.
     pub fn new(
         policy: CurationPolicy,
         taxonomy: Taxonomy,
@@ -83,7 +83,8 @@ impl Engine {
         second: Option<Arc<dyn SecondTier>>,
     ) -> Result<Self, CurateError> {
         let fast = if policy.classifier.enabled {
-            let f = fast.ok_or_else(|| CurateError::Policy("the policy enables the classifier but no model was given".into()))?;
+            // Without a model, only re-applying scores from an earlier run works.
+            let Some(f) = fast else { return Self::finish_new(policy, taxonomy, None, None) };
             if f.taxonomy().codes().ne(taxonomy.codes()) {
                 return Err(CurateError::Policy(format!(
                     "model {} uses categories {:?}, the run uses {:?}",
@@ -97,6 +98,15 @@ impl Engine {
             None
         };
         let second = if policy.second_tier.enabled && fast.is_some() { second } else { None };
+        Self::finish_new(policy, taxonomy, fast, second)
+    }
+
+    fn finish_new(
+        policy: CurationPolicy,
+        taxonomy: Taxonomy,
+        fast: Option<Arc<dyn Classifier>>,
+        second: Option<Arc<dyn SecondTier>>,
+    ) -> Result<Self, CurateError> {
         let mut decontaminated_terms = 0;
         let (rules, domains) = if policy.rules.enabled {
             let mut lists = Vec::new();
@@ -209,8 +219,34 @@ impl Engine {
     /// Scores and decides a batch. Documents are processed in parallel; the output is in
     /// input order.
     pub fn process(&self, docs: &[Document]) -> Result<Vec<Outcome>, CurateError> {
+        self.process_with(docs, None)
+    }
+
+    /// [`Engine::process`], or — with `prior`, one chunk list per document from an earlier
+    /// run's attributes — re-decides without scoring: the rules, domains, identity terms and
+    /// the decision use this engine's policy, the scores come from `prior`.
+    pub fn process_with(&self, docs: &[Document], prior: Option<Vec<Vec<ChunkScores>>>) -> Result<Vec<Outcome>, CurateError> {
         // Layers 1 and 2 (and chunking), per document.
         let mut pre: Vec<Pre> = docs.par_iter().map(|d| self.pre(d)).collect();
+        if let Some(prior) = prior {
+            if prior.len() != docs.len() {
+                return Err(CurateError::Format(format!("{} prior score records for {} documents", prior.len(), docs.len())));
+            }
+            for ((p, chunks), d) in pre.iter_mut().zip(prior).zip(docs) {
+                if self.policy.classifier.enabled && p.domain.is_none() && chunks.iter().any(|c| c.fast.len() != self.taxonomy.len()) {
+                    return Err(CurateError::Format(format!(
+                        "document {:?} was not scored in the earlier run (its domain was blocked there); rescore instead of re-applying",
+                        d.id
+                    )));
+                }
+                p.spans = chunks.iter().map(|c| c.span).collect();
+                p.chunks = chunks;
+            }
+            return Ok(pre.into_par_iter().zip(docs.par_iter()).map(|(p, d)| self.finish(p, d)).collect());
+        }
+        if self.policy.classifier.enabled && self.fast.is_none() {
+            return Err(CurateError::Policy("the policy enables the classifier but no model was given".into()));
+        }
         // Layer 3: the fast tier on every chunk of every document, in parallel.
         let mut texts: Vec<&str> = Vec::new();
         let mut owner: Vec<(usize, usize)> = Vec::new();
@@ -290,7 +326,7 @@ impl Engine {
             acting_hits: &p.acting,
             chunks: &p.chunks,
         };
-        let (action, reasons, redacted) = decide(&input, &self.taxonomy, &self.thresholds, &self.drop_mask, &self.policy, self.fast.is_some());
+        let (action, reasons, redacted) = decide(&input, &self.taxonomy, &self.thresholds, &self.drop_mask, &self.policy, self.policy.classifier.enabled);
         let mut new_text = None;
         let mut pii_masked = 0;
         if action != Action::Drop {

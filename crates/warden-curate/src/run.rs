@@ -75,6 +75,9 @@ pub struct RunConfig {
     pub software: Software,
     /// Where the model came from (path or "embedded default"), for the manifest.
     pub model_origin: String,
+    /// Re-apply mode: take every document's chunk scores from this earlier run directory's
+    /// attributes instead of scoring (same inputs, fields and chunking required).
+    pub prior: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -89,6 +92,7 @@ impl RunConfig {
             batch_bytes: 8 << 20,
             software: Software { version: env!("CARGO_PKG_VERSION").into(), revision: "unknown".into() },
             model_origin: String::new(),
+            prior: None,
         }
     }
 }
@@ -132,6 +136,12 @@ pub struct RunKey {
     pub max_line_bytes: u64,
     /// Batch limits (they decide batch boundaries, hence byte identity with a second tier).
     pub batch: [usize; 2],
+    /// Chunking: maximum bytes and paragraph mode (scores are per chunk).
+    #[serde(default)]
+    pub chunking: (usize, bool),
+    /// Re-apply mode: the run whose scores were re-used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescored_from: Option<String>,
 }
 
 /// The outputs of one input file.
@@ -415,7 +425,45 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
         ],
         max_line_bytes: cfg.reader.max_line_bytes,
         batch: [cfg.batch_docs, cfg.batch_bytes],
+        chunking: (0, false),
+        rescored_from: None,
     };
+    let mut key = key;
+    key.chunking = (engine.policy().chunking.max_bytes, engine.policy().chunking.paragraphs);
+    let prior: Option<(PathBuf, Manifest)> = match &cfg.prior {
+        None => {
+            if engine.policy().classifier.enabled && engine.fast_name().is_none() {
+                return Err(CurateError::Policy("the policy enables the classifier but no model was given".into()));
+            }
+            None
+        }
+        Some(dir) => {
+            let p = dir.join("manifest.json");
+            let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;
+            let m: Manifest = serde_json::from_str(&t).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))?;
+            let (a, b) = (&m.run, &key);
+            let same = a.inputs_sha256 == b.inputs_sha256 && a.shard == b.shard && a.fields == b.fields && a.max_line_bytes == b.max_line_bytes;
+            if !same {
+                return Err(CurateError::RunMismatch(format!(
+                    "{} is not a run over the same inputs, shard, fields and line limit; scores cannot be re-applied",
+                    dir.display()
+                )));
+            }
+            if a.chunking != b.chunking {
+                return Err(CurateError::RunMismatch(format!(
+                    "the policy chunks differently from {} ({:?} vs {:?}); scores are per chunk, so rescore instead",
+                    dir.display(),
+                    b.chunking,
+                    a.chunking
+                )));
+            }
+            key.model = m.run.model.clone();
+            key.second_tier = m.run.second_tier.clone();
+            key.rescored_from = Some(dir.to_string_lossy().into_owned());
+            Some((dir.clone(), m))
+        }
+    };
+    let key = key;
     let out = &cfg.output;
     for d in ["kept", "removed", "errors", "attributes", "stats", ".state", ".partial"] {
         fs::create_dir_all(out.join(d)).map_err(|e| CurateError::io(&out.join(d), e))?;
@@ -460,7 +508,19 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
             if failed.load(Ordering::Relaxed) {
                 return None;
             }
-            match process_file(engine, cfg, out, path, name, *format, progress) {
+            let prior_attrs = match &prior {
+                None => None,
+                Some((dir, m)) => match m.files.iter().find(|f| f.name == *name) {
+                    Some(f) => Some(dir.join(&f.outputs.attributes)),
+                    None => {
+                        failed.store(true, Ordering::Relaxed);
+                        let e = CurateError::Input(format!("{} has no attributes for {name}", dir.display()));
+                        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        return None;
+                    }
+                },
+            };
+            match process_file(engine, cfg, out, path, name, *format, progress, prior_attrs.as_deref()) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
@@ -592,6 +652,30 @@ pub(crate) fn write_reports(out: &Path, m: &Manifest, stats: &RunStats, extra_no
     Ok(())
 }
 
+/// The attributes of an earlier run, read in step with the input (re-apply mode).
+struct Prior {
+    reader: crate::output::LineReader,
+    path: PathBuf,
+    batch: Vec<Vec<warden_audit::ChunkScores>>,
+}
+
+impl Prior {
+    /// Reads the next record, checks it is `d`'s, and keeps its chunk scores.
+    fn take(&mut self, d: &Document) -> Result<(), CurateError> {
+        let bad = |m: String| CurateError::Format(format!("{}: {m}", self.path.display()));
+        let line = self.reader.next_line().map_err(|e| CurateError::io(&self.path, e))?;
+        let Some(line) = line else {
+            return Err(bad(format!("ends before document {:?} (line {})", d.id, d.location.line)));
+        };
+        let a: warden_audit::DocAttributes = serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
+        if a.id != d.id || a.line != d.location.line {
+            return Err(bad(format!("record for {:?} line {} where the input has {:?} line {}", a.id, a.line, d.id, d.location.line)));
+        }
+        self.batch.push(a.chunks);
+        Ok(())
+    }
+}
+
 struct Writers {
     kept: LineWriter,
     removed: LineWriter,
@@ -599,6 +683,7 @@ struct Writers {
     attributes: LineWriter,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_file(
     engine: &Engine,
     cfg: &RunConfig,
@@ -607,7 +692,12 @@ fn process_file(
     name: &str,
     format: Format,
     progress: &dyn Progress,
+    prior_attrs: Option<&Path>,
 ) -> Result<FileRecord, CurateError> {
+    let mut prior = match prior_attrs {
+        Some(p) => Some(Prior { reader: crate::output::LineReader::open(p)?, path: p.to_path_buf(), batch: Vec::new() }),
+        None => None,
+    };
     let t0 = Instant::now();
     let part = out.join(".partial").join(name);
     if part.exists() {
@@ -666,10 +756,13 @@ fn process_file(
             for item in items {
                 match item {
                     Item::Doc(d) => {
+                        if let Some(p) = &mut prior {
+                            p.take(&d)?;
+                        }
                         batch_bytes += d.text.len();
                         batch.push(d);
                         if batch.len() >= cfg.batch_docs || batch_bytes >= cfg.batch_bytes {
-                            flush(engine, cfg, &mut batch, &mut w, &mut stats, &mut rec, progress, &part)?;
+                            flush(engine, cfg, &mut batch, &mut w, &mut stats, &mut rec, progress, &part, prior.as_mut())?;
                             batch_bytes = 0;
                         }
                     }
@@ -688,7 +781,12 @@ fn process_file(
                     }
                 }
             }
-            flush(engine, cfg, &mut batch, &mut w, &mut stats, &mut rec, progress, &part)?;
+            flush(engine, cfg, &mut batch, &mut w, &mut stats, &mut rec, progress, &part, prior.as_mut())?;
+            if let Some(p) = &mut prior {
+                if let Ok(Some(_)) = p.reader.next_line() {
+                    return Err(CurateError::Format(format!("{} has more records than {} has documents", p.path.display(), path.display())));
+                }
+            }
         }
     }
     for lw in [w.kept, w.removed, w.errors, w.attributes] {
@@ -719,11 +817,12 @@ fn flush(
     rec: &mut FileRecord,
     progress: &dyn Progress,
     part: &Path,
+    prior: Option<&mut Prior>,
 ) -> Result<(), CurateError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let outcomes: Vec<Outcome> = engine.process(batch)?;
+    let outcomes: Vec<Outcome> = engine.process_with(batch, prior.map(|p| std::mem::take(&mut p.batch)))?;
     let io = |e: std::io::Error| CurateError::io(part, e);
     let text_field = &cfg.reader.fields.text;
     let mut text_bytes = 0u64;
