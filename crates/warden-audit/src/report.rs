@@ -775,6 +775,27 @@ fn build_over_filtering(b: &mut Vec<Block>, stats: &RunStats, meta: &ReportMeta)
         right: vec![false, true, true, true, false],
         rows: cmp_rows(&of.by_category),
     }));
+    b.push(Block::H3("By document length".into()));
+    b.push(Block::P(
+        Class::Note,
+        vec![Inline::T(
+            "Long documents have more chunks, so more chances to be flagged, and they mention \
+             identity groups more often: a disparity that persists within each length band is \
+             not an artefact of length."
+                .into(),
+        )],
+    ));
+    b.push(Block::Table(Table {
+        head: vec![
+            "length",
+            "identity mentions: removal rate (95%)",
+            "others: removal rate (95%)",
+            "ratio",
+            "verdict",
+        ],
+        right: vec![false, true, true, true, false],
+        rows: cmp_rows(&of.by_length),
+    }));
     b.push(Block::P(
         Class::Note,
         vec![

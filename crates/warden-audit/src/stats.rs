@@ -127,6 +127,23 @@ pub struct GroupStats {
     pub by_layer: BTreeMap<Layer, u64>,
     /// Removed documents with at least one reason of each category (taxonomy order).
     pub by_category: Vec<u64>,
+    /// `(documents, removed)` per document-length band ([`LENGTH_BANDS`]): longer documents
+    /// have more chunks, hence more chances to be flagged, and identity mentions are more
+    /// common in long documents, so the overall comparison is confounded by length.
+    #[serde(default = "empty_bands")]
+    pub by_length: Vec<(u64, u64)>,
+}
+
+/// Upper bounds (exclusive, in bytes) of the document-length bands of the over-filtering
+/// check; the last band is open.
+pub const LENGTH_BANDS: [u64; 3] = [2_000, 8_000, 32_000];
+
+fn empty_bands() -> Vec<(u64, u64)> {
+    vec![(0, 0); LENGTH_BANDS.len() + 1]
+}
+
+fn length_band(bytes: u64) -> usize {
+    LENGTH_BANDS.iter().position(|&b| bytes < b).unwrap_or(LENGTH_BANDS.len())
 }
 
 impl GroupStats {
@@ -136,10 +153,15 @@ impl GroupStats {
             removals: Removals::default(),
             by_layer: LAYERS.iter().map(|&l| (l, 0)).collect(),
             by_category: vec![0; categories],
+            by_length: empty_bands(),
         }
     }
 
     fn add(&mut self, other: &GroupStats) {
+        for (a, b) in self.by_length.iter_mut().zip(&other.by_length) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
         self.docs += other.docs;
         self.removals.add(&other.removals);
         for (l, n) in &other.by_layer {
@@ -372,6 +394,12 @@ impl RunStats {
             &mut self.others
         };
         group.docs += 1;
+        if group.by_length.len() != LENGTH_BANDS.len() + 1 {
+            group.by_length = empty_bands();
+        }
+        let band = &mut group.by_length[length_band(doc.bytes)];
+        band.0 += 1;
+        band.1 += u64::from(removed);
         if removed {
             group.removals.count(doc.action);
             for (i, &l) in LAYERS.iter().enumerate() {
@@ -601,6 +629,17 @@ impl RunStats {
                     LayerComparison::new(c, id.by_category[i], id.docs, ot.by_category[i], ot.docs)
                 })
                 .collect(),
+            by_length: (0..=LENGTH_BANDS.len())
+                .map(|i| {
+                    let label = match i {
+                        0 => format!("< {} KB", LENGTH_BANDS[0] / 1000),
+                        i if i == LENGTH_BANDS.len() => format!(">= {} KB", LENGTH_BANDS[i - 1] / 1000),
+                        i => format!("{}-{} KB", LENGTH_BANDS[i - 1] / 1000, LENGTH_BANDS[i] / 1000),
+                    };
+                    let (a, b) = (id.by_length.get(i).copied().unwrap_or((0, 0)), ot.by_length.get(i).copied().unwrap_or((0, 0)));
+                    LayerComparison::new(&label, a.1, a.0, b.1, b.0)
+                })
+                .collect(),
         }
     }
 }
@@ -744,6 +783,8 @@ pub struct OverFiltering {
     pub by_layer: Vec<LayerComparison>,
     /// Removal with a reason of each category.
     pub by_category: Vec<LayerComparison>,
+    /// Removal by any layer, within each document-length band ([`LENGTH_BANDS`]).
+    pub by_length: Vec<LayerComparison>,
 }
 
 #[cfg(test)]
@@ -783,6 +824,26 @@ mod tests {
             span: Some(Span::new(0, 3)),
             detail: None,
         }
+    }
+
+    #[test]
+    fn length_bands_separate_long_and_short_documents() {
+        let mut st = RunStats::new(&cats());
+        let text = "x".repeat(40_000);
+        let mut long = doc("a", None, Action::Redact, vec![reason(Layer::Fast, Some("H"))]);
+        long.bytes = 40_000;
+        long.identity = true;
+        st.observe(&long, &text);
+        let mut short = doc("b", None, Action::Keep, vec![]);
+        short.bytes = 500;
+        st.observe(&short, "short text");
+        assert_eq!(st.identity.by_length, vec![(0, 0), (0, 0), (0, 0), (1, 1)]);
+        assert_eq!(st.others.by_length, vec![(1, 0), (0, 0), (0, 0), (0, 0)]);
+        let of = st.over_filtering();
+        assert_eq!(of.by_length.len(), 4);
+        assert_eq!(of.by_length[3].name, ">= 32 KB");
+        let md = crate::render_markdown(&st, &crate::ReportMeta::default());
+        assert!(md.contains("By document length") && md.contains("2-8 KB"), "{md}");
     }
 
     #[test]

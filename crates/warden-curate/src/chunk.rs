@@ -7,10 +7,14 @@
 //! scored, and removing a chunk's span removes the paragraph together with its line break.
 //!
 //! Lines are the units: consecutive lines are merged while the chunk stays within
-//! `max_bytes`; in paragraph mode a blank line also closes the chunk once it holds at least
-//! [`MIN_PARAGRAPH_BYTES`] (so paragraphs are scored on their own and short headings ride
-//! along with the paragraph after them); a single line longer than that is cut into windows of about `max_bytes` at
-//! whitespace (or at a character boundary when a window holds no whitespace at all).
+//! `max_bytes`; in paragraph mode a blank line also closes the chunk once it holds
+//! [`MIN_CHUNK_BYTES`]. A single line longer than `max_bytes` is cut into windows of about
+//! equal size at whitespace (or at a character boundary when a window holds none). Chunks
+//! shorter than [`MIN_CHUNK_BYTES`] — a heading before a long line, the tail of the text —
+//! are merged with a neighbour, because the fast tier's scores on a few words are
+//! unreliable: on Wikipedia such scraps caused most false removals before this rule.
+//! So a chunk is at most `max_bytes` long, plus less than [`MIN_CHUNK_BYTES`] for a merged
+//! tail.
 
 use warden_rules::Span;
 
@@ -38,14 +42,15 @@ pub fn chunks(text: &str, max_bytes: usize, paragraphs: bool) -> Vec<Span> {
             // A blank line ends a paragraph, and a paragraph of some substance is a chunk of
             // its own: merging it with its neighbours would dilute an offending paragraph's
             // score and widen what redaction removes.
-            if paragraphs && ends_paragraph(&bytes[..line_end]) && pos - start >= MIN_PARAGRAPH_BYTES {
+            if paragraphs && ends_paragraph(&bytes[..line_end]) && pos - start >= MIN_CHUNK_BYTES {
                 out.push(Span::new(start, pos));
                 start = pos;
             }
             continue;
         }
-        // The line does not fit into the current chunk.
-        if pos > start {
+        // The line does not fit into the current chunk. Close the chunk unless it is too
+        // short to be scored on its own (a heading): then it rides along with the line.
+        if pos > start && pos - start >= MIN_CHUNK_BYTES {
             out.push(Span::new(start, pos));
             start = pos;
         }
@@ -53,9 +58,10 @@ pub fn chunks(text: &str, max_bytes: usize, paragraphs: bool) -> Vec<Span> {
             pos = line_end;
             continue;
         }
-        // A single over-long line: cut it into windows.
+        // An over-long line: cut it into windows of about equal size, so no window is a
+        // scrap of a few words (short texts get unreliable scores).
         while line_end - start > max_bytes {
-            let cut = window_end(text, start, max_bytes);
+            let cut = window_end(text, start, line_end, max_bytes);
             out.push(Span::new(start, cut));
             start = cut;
         }
@@ -64,11 +70,18 @@ pub fn chunks(text: &str, max_bytes: usize, paragraphs: bool) -> Vec<Span> {
     if start < bytes.len() {
         out.push(Span::new(start, bytes.len()));
     }
+    // A short tail joins the chunk before it.
+    if out.len() >= 2 && out[out.len() - 1].len() < MIN_CHUNK_BYTES {
+        let last = out.pop().unwrap();
+        out.last_mut().unwrap().end = last.end;
+    }
     out
 }
 
-/// Paragraphs shorter than this are merged with the next one (headings, list items).
-pub const MIN_PARAGRAPH_BYTES: usize = 100;
+/// Chunks shorter than this are merged with a neighbour where possible (headings, list
+/// items, the tail of a long line): the fast tier's scores on a few words are unreliable,
+/// and measured on Wikipedia such scraps caused most false removals.
+pub const MIN_CHUNK_BYTES: usize = 100;
 
 /// Does the text end with a blank line (two line breaks, `\r` ignored)?
 fn ends_paragraph(b: &[u8]) -> bool {
@@ -79,14 +92,19 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
 
-/// Where a window starting at `start` should end: after the last whitespace run within
-/// `max_bytes`, else at the last char boundary within it. Always `> start`.
-fn window_end(text: &str, start: usize, max_bytes: usize) -> usize {
-    let limit = start + max_bytes;
+/// Where a window starting at `start` of a line ending at `end` should end: the line is
+/// cut into `ceil(len / max_bytes)` windows of about equal size; each ends after the last
+/// whitespace within its target size (in the target's second half), else at the last char
+/// boundary within it. Always `> start` and `<= start + max_bytes` (unless one character
+/// is longer than `max_bytes`).
+fn window_end(text: &str, start: usize, end: usize, max_bytes: usize) -> usize {
+    let remaining = end - start;
+    let n = remaining.div_ceil(max_bytes);
+    let target = remaining.div_ceil(n).min(max_bytes);
+    let limit = start + target;
     let window = &text.as_bytes()[start..limit];
-    // Prefer cutting after whitespace in the second half of the window.
     if let Some(i) = window.iter().rposition(|c| c.is_ascii_whitespace()) {
-        if i >= max_bytes / 2 {
+        if i >= target / 2 {
             return start + i + 1;
         }
     }
@@ -122,7 +140,7 @@ mod tests {
             assert!(c.end > c.start);
             assert!(text.is_char_boundary(c.start) && text.is_char_boundary(c.end));
             // A window may exceed max only to finish one character.
-            assert!(c.len() <= max.max(16) + 3, "{c:?} longer than {max}");
+            assert!(c.len() <= max.max(16) + MIN_CHUNK_BYTES, "{c:?} longer than {max}");
             pos = c.end;
         }
         assert_eq!(pos, text.len());
@@ -137,12 +155,26 @@ mod tests {
         let text = format!("{p}\n\n{p}\n{p}");
         let cs = chunks(&text, 1000, true);
         assert_eq!(cs, vec![Span::new(0, 122), Span::new(122, text.len())], "a blank line ends a long paragraph");
-        let p = "x".repeat(20);
+        let p = "x".repeat(150);
         let text = format!("{p}\n\n{p}\n{p}");
-        let cs = chunks(&text, 30, false);
+        let cs = chunks(&text, 200, false);
         assert_eq!(cs.len(), 3);
         assert_eq!(&text[cs[0].start..cs[0].end], format!("{p}\n\n"));
-        check_partition(&text, &cs, 30);
+        check_partition(&text, &cs, 200);
+    }
+
+    #[test]
+    fn scraps_are_merged() {
+        // A heading before a long line rides along with it; windows are balanced, and a
+        // short tail joins the chunk before it.
+        let text = format!("Heading\n{}", "word ".repeat(90));
+        let cs = chunks(&text, 200, false);
+        check_partition(&text, &cs, 200);
+        assert!(cs.iter().all(|c| c.len() >= MIN_CHUNK_BYTES), "{cs:?}");
+        assert!(text[cs[0].start..cs[0].end].starts_with("Heading\nword"));
+        let text = format!("{}\nThe end.", "a ".repeat(150));
+        let cs = chunks(&text, 200, false);
+        assert!(text[cs[cs.len() - 1].start..].ends_with("The end.") && cs[cs.len() - 1].len() >= MIN_CHUNK_BYTES, "{cs:?}");
     }
 
     #[test]
