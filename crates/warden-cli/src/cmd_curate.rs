@@ -53,7 +53,7 @@ pub struct RunArgs {
     /// Output directory (created; an existing run there is resumed).
     #[arg(long, short, required = true)]
     pub output: Option<PathBuf>,
-    /// Curation policy TOML (default: the built-in policies/curate-default.toml).
+    /// Curation policy TOML (default: the built-in policies/curate/default.toml).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Fast-tier model directory (default: $WARDEN_MODEL, else the embedded model). A

@@ -59,8 +59,8 @@ use crate::CurateError;
 /// The policy format this build reads and writes.
 pub const POLICY_FORMAT_VERSION: u32 = 1;
 
-/// The built-in curation policy (`policies/curate-default.toml`).
-pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../policies/curate-default.toml");
+/// The built-in curation policy (`policies/curate/default.toml`).
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../policies/curate/default.toml");
 
 /// A parsed, validated curation policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
