@@ -1,4 +1,4 @@
-//! Streaming readers for web-corpus shards: the input side of a future `warden curate`.
+//! Streaming readers for web-corpus shards: the input side of `warden curate`.
 //!
 //! # Design
 //!
