@@ -408,7 +408,7 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
         return Err(CurateError::Input(format!("invalid shard {si}/{sn}")));
     }
     let mine: Vec<(PathBuf, String, Format)> = plan_all.iter().enumerate().filter(|(k, _)| k % sn == si).map(|(_, x)| x.clone()).collect();
-    let key = RunKey {
+    let mut key = RunKey {
         format_version: MANIFEST_FORMAT_VERSION,
         inputs_sha256: inputs_sha256(&plan_all),
         inputs: plan_all.len(),
@@ -425,11 +425,9 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
         ],
         max_line_bytes: cfg.reader.max_line_bytes,
         batch: [cfg.batch_docs, cfg.batch_bytes],
-        chunking: (0, false),
+        chunking: (engine.policy().chunking.max_bytes, engine.policy().chunking.paragraphs),
         rescored_from: None,
     };
-    let mut key = key;
-    key.chunking = (engine.policy().chunking.max_bytes, engine.policy().chunking.paragraphs);
     let prior: Option<(PathBuf, Manifest)> = match &cfg.prior {
         None => {
             if engine.policy().classifier.enabled && engine.fast_name().is_none() {
