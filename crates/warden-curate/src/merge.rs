@@ -12,7 +12,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::run::{write_reports, FileRecord, Manifest, Timings, Totals};
+use crate::run::{merge_file_stats, write_reports, FileRecord, Manifest, Timings, Totals};
 use crate::CurateError;
 
 /// What [`merge`] produced.
@@ -25,11 +25,9 @@ pub struct MergeSummary {
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, CurateError> {
-    let p = dir.join("manifest.json");
-    let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;
-    let m: Manifest = serde_json::from_str(&t).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))?;
+    let m = Manifest::load(dir)?;
     if m.kind != "warden-curate-run" {
-        return Err(CurateError::Format(format!("{}: not a shard manifest (kind {})", p.display(), m.kind)));
+        return Err(CurateError::Format(format!("{}: not a shard manifest (kind {})", dir.join("manifest.json").display(), m.kind)));
     }
     Ok(m)
 }
@@ -96,14 +94,8 @@ pub fn merge(out: &Path, shards: &[PathBuf], allow_partial: bool) -> Result<Merg
             cursors[s] += 1;
         }
     }
-    let taxonomy_codes = first.taxonomy.2.clone();
-    let mut stats = warden_audit::RunStats::new(&taxonomy_codes);
-    for (_, f) in &files {
-        let p = out.join(&f.outputs.stats);
-        let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;
-        let s: warden_audit::RunStats = serde_json::from_str(&t).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))?;
-        stats.merge(&s).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))?;
-    }
+    let records: Vec<FileRecord> = files.iter().map(|(_, f)| f.clone()).collect();
+    let stats = merge_file_stats(out, &records, &first.taxonomy.2)?;
     let mut totals = Totals::default();
     for (_, f) in &files {
         totals.add(f);

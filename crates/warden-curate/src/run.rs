@@ -226,6 +226,15 @@ pub struct Manifest {
     pub shard_dirs: Vec<String>,
 }
 
+impl Manifest {
+    /// Reads `dir/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Manifest, CurateError> {
+        let p = dir.join("manifest.json");
+        let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;
+        serde_json::from_str(&t).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))
+    }
+}
+
 /// Counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
@@ -436,9 +445,7 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
             None
         }
         Some(dir) => {
-            let p = dir.join("manifest.json");
-            let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;
-            let m: Manifest = serde_json::from_str(&t).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))?;
+            let m = Manifest::load(dir)?;
             let (a, b) = (&m.run, &key);
             let same = a.inputs_sha256 == b.inputs_sha256 && a.shard == b.shard && a.fields == b.fields && a.max_line_bytes == b.max_line_bytes;
             if !same {
@@ -536,7 +543,8 @@ pub fn run(engine: &Engine, cfg: &RunConfig, policy_path: &str, progress: &dyn P
         done.insert(rec.name.clone(), rec);
     }
     let files: Vec<FileRecord> = mine.iter().map(|(_, n, _)| done[n].clone()).collect();
-    let stats = merge_file_stats(out, &files, engine.taxonomy())?;
+    let codes: Vec<String> = engine.taxonomy().codes().map(str::to_owned).collect();
+    let stats = merge_file_stats(out, &files, &codes)?;
     let mut totals = Totals::default();
     for f in &files {
         totals.add(f);
@@ -611,9 +619,8 @@ fn load_state(out: &Path, name: &str) -> Result<Option<FileRecord>, CurateError>
 }
 
 /// Merges the per-file statistics in run order.
-pub(crate) fn merge_file_stats(dir: &Path, files: &[FileRecord], taxonomy: &warden_core::Taxonomy) -> Result<RunStats, CurateError> {
-    let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
-    let mut stats = RunStats::new(&codes);
+pub(crate) fn merge_file_stats(dir: &Path, files: &[FileRecord], codes: &[String]) -> Result<RunStats, CurateError> {
+    let mut stats = RunStats::new(codes);
     for f in files {
         let p = dir.join(&f.outputs.stats);
         let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;

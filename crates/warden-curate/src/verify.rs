@@ -15,7 +15,6 @@
 //!
 //! Memory is bounded: all streams are read line by line. Nothing is rescored.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -67,21 +66,15 @@ impl VerifyReport {
     }
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest, CurateError> {
-    let p = dir.join("manifest.json");
-    let t = fs::read_to_string(&p).map_err(|e| CurateError::io(&p, e))?;
-    serde_json::from_str(&t).map_err(|e| CurateError::Format(format!("{}: {e}", p.display())))
-}
-
 /// Verifies a run (or merged) directory.
 pub fn verify(dir: &Path) -> Result<VerifyReport, CurateError> {
-    let m = read_manifest(dir)?;
+    let m = Manifest::load(dir)?;
     let mut report = VerifyReport::default();
     let dirs: Vec<(PathBuf, Manifest)> = if m.kind == "warden-curate-merged" {
         let mut v = Vec::new();
         for s in &m.shard_dirs {
             let d = dir.join(s);
-            let sm = read_manifest(&d)?;
+            let sm = Manifest::load(&d)?;
             v.push((d, sm));
         }
         v
