@@ -3,10 +3,13 @@
 //! Every subcommand is a thin layer over the library crates; this binary only parses
 //! arguments, reports progress and turns errors into messages with context.
 
+mod cmd_al;
 mod cmd_curate;
 mod cmd_data;
 mod cmd_eval;
+mod cmd_label;
 mod cmd_model;
+mod cmd_qc;
 mod cmd_score;
 mod cmd_serve;
 mod cmd_train;
@@ -55,6 +58,18 @@ enum Command {
     /// removed documents with reasons, an attributes sidecar, a manifest and an audit report.
     /// Resumable and shardable; see docs/curate.md.
     Curate(cmd_curate::CurateArgs),
+    /// Active learning: select the next batch to annotate from an unlabelled pool, or
+    /// simulate active vs random selection with a labelled pool as the oracle.
+    #[command(subcommand)]
+    Al(cmd_al::AlCommand),
+    /// The labeling loop's store: import samples, accounts, batches and assignments, the
+    /// annotation UI, and export of labelled data for training.
+    #[command(subcommand)]
+    Label(cmd_label::LabelCommand),
+    /// Label quality control: audit samples, agreement and annotator F1, the
+    /// cross-validation mislabel hunt and its relabel rule.
+    #[command(subcommand)]
+    Qc(cmd_qc::QcCommand),
     /// Print the taxonomy (built-in, or a TOML file) with its definitions.
     Taxonomy {
         /// A taxonomy TOML file instead of the built-in one.
@@ -84,6 +99,9 @@ fn main() {
         Command::Model(c) => cmd_model::run(c),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Curate(a) => cmd_curate::run(a),
+        Command::Label(c) => cmd_label::run(c),
+        Command::Qc(c) => cmd_qc::run(c),
+        Command::Al(c) => cmd_al::run(c),
         Command::Taxonomy { taxonomy, toml } => show_taxonomy(taxonomy, toml),
     };
     if let Err(e) = result {

@@ -22,34 +22,14 @@ use warden_pii::PiiMasker;
 
 use crate::metrics::Metrics;
 
-pub const STORE_FORMAT_VERSION: u32 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS samples(
-  id INTEGER PRIMARY KEY,
-  created_at REAL NOT NULL,     -- unix seconds
-  request_id TEXT NOT NULL,
-  api_key TEXT,                 -- the key's configured name, never the key
-  policy TEXT NOT NULL,
-  model TEXT NOT NULL,
-  reason TEXT NOT NULL,         -- flagged | uncertain | random
-  text TEXT NOT NULL,           -- PII-masked
-  pii TEXT NOT NULL,            -- JSON: masked spans per kind
-  scores TEXT NOT NULL,         -- JSON: {category: score}
-  flagged TEXT NOT NULL,        -- JSON: [category, ...]
-  status TEXT NOT NULL DEFAULT 'unlabeled'
-);
-CREATE INDEX IF NOT EXISTS samples_created ON samples(created_at);
-CREATE INDEX IF NOT EXISTS samples_reason ON samples(reason, status);
-";
+pub use warden_store::STORE_FORMAT_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error(transparent)]
+    Store(#[from] warden_store::StoreError),
     #[error("sample store {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("sample store {path} has format_version {found}; this build writes {STORE_FORMAT_VERSION}")]
-    Version { path: PathBuf, found: String },
 }
 
 /// One text to store, before masking.
@@ -81,30 +61,21 @@ pub fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Opens (creating if needed) a store and checks its format version.
+/// Opens (creating if needed) the store, migrating it to the current format. The schema
+/// lives in [`warden_store`]: the samples written here are the labeling loop's queue.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
-    let e = |source| StoreError::Sqlite { path: path.to_owned(), source };
-    let conn = Connection::open(path).map_err(e)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(e)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
-    conn.execute_batch(SCHEMA).map_err(e)?;
-    let found: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |r| r.get(0))
-        .ok();
-    match found {
-        None => {
-            conn.execute("INSERT INTO meta(key, value) VALUES ('format_version', ?1)", [STORE_FORMAT_VERSION.to_string()])
-                .map_err(e)?;
-        }
-        Some(v) if v == STORE_FORMAT_VERSION.to_string() => {}
-        Some(found) => return Err(StoreError::Version { path: path.to_owned(), found }),
-    }
-    Ok(conn)
+    Ok(warden_store::open_connection(path)?)
 }
 
-/// Deletes rows older than `retention_days`; returns how many.
+/// Deletes traffic samples older than `retention_days`; returns how many. Samples already
+/// chosen for labeling (in a batch) are kept: they are masked, and they are the labeled
+/// dataset; imported corpora are not traffic and have their own provenance.
 pub fn expire(conn: &Connection, retention_days: f64, now: f64) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM samples WHERE created_at < ?1", [now - retention_days * 86_400.0])
+    let cutoff = now - retention_days * 86_400.0;
+    let expired = "SELECT id FROM samples WHERE source = 'serve' AND created_at < ?1
+                   AND id NOT IN (SELECT sample_id FROM batch_items)";
+    conn.execute(&format!("DELETE FROM model_scores WHERE sample_id IN ({expired})"), [cutoff])?;
+    conn.execute(&format!("DELETE FROM samples WHERE id IN ({expired})"), [cutoff])
 }
 
 impl SampleStore {

@@ -552,3 +552,39 @@ async fn graceful_shutdown_answers_requests_already_accepted() {
     let (s, _, v) = call(&st, post_json(json!({"input": "late"}))).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
 }
+
+#[test]
+fn retention_keeps_samples_chosen_for_labeling() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let conn = warden_serve::store::open(&db).unwrap();
+    let now = warden_serve::store::now_secs();
+    for id in ["old-kept", "old-gone"] {
+        conn.execute(
+            "INSERT INTO samples(created_at, request_id, policy, model, reason, text, pii, scores, flagged) VALUES (?1, ?2, 'default', 'm', 'flagged', 't', '{}', '{}', '[]')",
+            rusqlite::params![now - 40.0 * 86_400.0, id],
+        )
+        .unwrap();
+    }
+    // An old imported (non-traffic) sample is not the sweep's business either.
+    conn.execute(
+        "INSERT INTO samples(created_at, request_id, policy, model, reason, text, pii, scores, flagged, source) VALUES (?1, 'imp', '', '', 'import', 't2', '{}', '{}', '[]', 'crawl')",
+        [now - 40.0 * 86_400.0],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO batches(name, kind, created_at) VALUES ('b', 'label', ?1)", [now]).unwrap();
+    conn.execute(
+        "INSERT INTO batch_items(batch_id, sample_id, position) SELECT 1, id, 0 FROM samples WHERE request_id = 'old-kept'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(warden_serve::store::expire(&conn, 30.0, now).unwrap(), 1);
+    let left: Vec<String> = conn
+        .prepare("SELECT request_id FROM samples ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(left, vec!["old-kept", "imp"]);
+}
