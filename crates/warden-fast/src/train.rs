@@ -409,8 +409,15 @@ fn train_member(
     (head.w, head.b, best_epoch, epochs_run, losses)
 }
 
+/// Strength of the Gaussian prior that keeps the Platt slope near 1, in units of one
+/// (weighted) dev row. Negligible on a real dev set (thousands of rows); on a tiny one whose
+/// logits barely vary it stops Newton's method from running the slope off to 1e10, which
+/// would turn scores into 0/1 steps (seen in the mislabel hunt's small hold-outs).
+pub const PLATT_SLOPE_PRIOR: f64 = 1.0;
+
 /// Fits `p = sigmoid(a z + b)` by Newton's method on weighted log-loss, with Platt's
-/// smoothed targets so a category with few dev positives is not calibrated to 0/1.
+/// smoothed targets so a category with few dev positives is not calibrated to 0/1, and a
+/// weak prior pulling `a` towards 1 ([`PLATT_SLOPE_PRIOR`]).
 /// Falls back to the identity when there is nothing to fit.
 pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
     let (mut npos, mut nneg) = (0.0f64, 0.0f64);
@@ -426,7 +433,8 @@ pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
     let lo = 1.0 / (nneg + 2.0);
     let (mut a, mut b) = (1.0f64, 0.0f64);
     for _ in 0..100 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
+            (PLATT_SLOPE_PRIOR * (a - 1.0), 0.0, 1e-9 + PLATT_SLOPE_PRIOR, 0.0, 1e-9);
         for &(z, y, w) in rows {
             let (z, w) = (z as f64, w as f64);
             let t = y as f64 * hi + (1.0 - y as f64) * lo;
@@ -474,6 +482,15 @@ mod tests {
         let c = fit_platt(&rows);
         assert!((c.a - 2.0).abs() < 0.3, "{c:?}");
         assert!((c.b + 1.0).abs() < 0.3, "{c:?}");
+    }
+
+    #[test]
+    fn platt_slope_stays_bounded_when_logits_barely_vary() {
+        // Four dev rows, perfectly separated by a tiny logit difference: without the prior
+        // the slope runs away towards infinity.
+        let rows = [(0.010, 1.0, 1.0), (0.011, 1.0, 1.0), (0.000, 0.0, 1.0), (0.001, 0.0, 1.0)];
+        let c = fit_platt(&rows);
+        assert!(c.a.is_finite() && c.a < 50.0, "{c:?}");
     }
 
     #[test]

@@ -676,3 +676,12 @@ impl LabelStore for SqliteStore {
 
 /// A valid argon2id hash of a random string, verified against when a user name is unknown.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Xo0cQ4xG5w3Oq0ZC7vA8zq8iN9m2nV2cQjvS8QFq1A";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dummy_hash_parses_so_unknown_users_cost_a_real_verification() {
+        assert!(argon2::password_hash::PasswordHash::new(super::DUMMY_HASH).is_ok());
+        assert!(!crate::verify_password("anything", super::DUMMY_HASH));
+    }
+}
