@@ -244,6 +244,7 @@ fn print_summary(fractions: &[f64], seeds: &[u64], reports: &[NoiseExperimentRep
     println!("Injected flips play the auditor. `fired` counts the seeds where more than 30% of the audited flags were flips.\n");
     println!("| fraction | cat | flips (mean) | → positive (mean) | flagged (mean) | audited (mean) | flips among audited (mean) | fired |");
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut firing = Vec::new();
     for &fraction in fractions {
         let runs: Vec<&NoiseExperimentReport> = reports
             .iter()
@@ -256,7 +257,12 @@ fn print_summary(fractions: &[f64], seeds: &[u64], reports: &[NoiseExperimentRep
             let fired = cats.iter().filter(|x| x.relabel_rule.relabel_all).count();
             fired_total += fired;
             if fired < cats.len() {
-                silent.push(format!("{} ({} of {})", cats[0].code, cats.len() - fired, cats.len()));
+                silent.push(format!(
+                    "{} ({} of {})",
+                    cats[0].code,
+                    cats.len() - fired,
+                    cats.len()
+                ));
             }
             println!(
                 "| {fraction} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {fired} of {} |",
@@ -273,16 +279,17 @@ fn print_summary(fractions: &[f64], seeds: &[u64], reports: &[NoiseExperimentRep
             "| {fraction} | **all** | | | | | | {fired_total} of {} |",
             n_cat * runs.len()
         );
-        println!(
-            "\nFraction {fraction}: the rule fires in {fired_total} of {} category-runs; silent in {}.\n",
+        firing.push(format!(
+            "Fraction {fraction}: the rule fires in {fired_total} of {} category-runs; silent in {}.",
             n_cat * runs.len(),
             if silent.is_empty() {
                 "none".to_string()
             } else {
                 silent.join(", ")
             }
-        );
+        ));
     }
+    println!("\n{}\n", firing.join("\n"));
 
     println!("### Flags per injected flip (micro, mean over seeds) and calibration resets\n");
     let methods: Vec<String> = first.overall.iter().map(|m| m.method.clone()).collect();
