@@ -455,6 +455,13 @@ pub struct SimulateArgs {
     /// (target length log-uniform in that range), like the labelled texts' lengths.
     #[arg(long, default_value = "50,300", value_parser = parse_chars)]
     pub background_chars: (usize, usize),
+    /// Background rows appended (oracle: every category negative) to the *reporting* half
+    /// of dev only, so that AUPRC is measured at roughly the pool's prevalence; the early
+    /// stopping / calibration half is unchanged. They are the next chunks in the same fixed
+    /// hash order after the pool's --background-rows, so disjoint from the pool's. Needs
+    /// --background; 0 (default) adds none.
+    #[arg(long, default_value_t = 0)]
+    pub dev_background_rows: usize,
 }
 
 fn parse_chars(s: &str) -> Result<(usize, usize), String> {
@@ -746,11 +753,21 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
     let dev_all = crate::cmd_eval::read_labelled(&a.dev_file, &taxonomy)?;
     let labelled_pool_rows = pool_all.len();
     let mut background_json = Value::Null;
+    let mut dev_background: Vec<Record> = Vec::new();
+    if a.dev_background_rows > 0 && a.background.is_none() {
+        bail!("--dev-background-rows needs --background");
+    }
     if let Some(bg) = &a.background {
         // Background rows go to the pool only: dev stays the labelled dev split, and chunks
         // equal (after normalisation) to any labelled pool or dev text are dropped.
         let exclude: HashSet<String> = pool_all.iter().chain(&dev_all).map(|r| normalise(&r.text)).collect();
-        let (rows, available, dropped) = background_records(bg, a.background_rows, a.background_chars, k, &exclude)?;
+        // With --dev-background-rows M, the first N chunks in hash order go to the pool as
+        // before and the next M (de-duplicated against them) to the reporting half of dev.
+        let (mut rows, available, dropped) =
+            background_records(bg, a.background_rows + a.dev_background_rows, a.background_chars, k, &exclude)?;
+        if rows.len() > a.background_rows {
+            dev_background = rows.split_off(a.background_rows);
+        }
         let lens: Vec<usize> = rows.iter().map(|r| r.text.chars().count()).collect();
         let mut sorted = lens.clone();
         sorted.sort_unstable();
@@ -768,6 +785,10 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             "chunks_available": available, "chunks_dropped_duplicates": dropped, "median_chars": median,
             "oracle": "every category negative",
         });
+        if a.dev_background_rows > 0 {
+            background_json["dev_eval_rows_requested"] = json!(a.dev_background_rows);
+            background_json["dev_eval_rows"] = json!(dev_background.len());
+        }
         pool_all.extend(rows);
     }
     // Whole-pool prevalence (oracle labels; descriptive only, nothing depends on it).
@@ -783,8 +804,27 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (dev_fit, dev_eval): (Vec<Record>, Vec<Record>) =
+    let (dev_fit, mut dev_eval): (Vec<Record>, Vec<Record>) =
         dev_all.into_iter().partition(|r| stable_hash(&r.id) % 2 == 0);
+    let dev_bg_added = dev_background.len();
+    let dev_eval_prevalence = if a.dev_background_rows > 0 {
+        let labelled = dev_eval.len();
+        let added = dev_bg_added;
+        dev_eval.append(&mut dev_background);
+        let labels: Vec<&[warden_core::Label]> = dev_eval.iter().map(|r| r.labels.as_slice()).collect();
+        let prev = warden_al::positive_rates(k, &labels);
+        eprintln!(
+            "warden al simulate: reporting dev half: {labelled} labelled + {added} background rows; positive rates: {}",
+            keys.iter()
+                .zip(&prev)
+                .map(|(key, r)| format!("{key} {:.2}%", 100.0 * r.rate().unwrap_or(f64::NAN)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Some(prev)
+    } else {
+        None
+    };
     if a.seed_size + a.batch * a.iterations > pool_all.len() {
         bail!("the pool has {} rows, fewer than seed + batch × iterations", pool_all.len());
     }
@@ -974,6 +1014,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             "oversample": a.strategy.oversample, "reweight_by": a.reweight_by, "bits": a.bits, "max_epochs": a.max_epochs,
         },
         "pool_prevalence": rates_json(&keys, &pool_prevalence),
+        "dev_eval_prevalence": dev_eval_prevalence.as_ref().map_or(Value::Null, |p| rates_json(&keys, p)),
         "table4": table,
         "by_pipeline": by_pipeline.iter().map(|(p, r)| (p.clone(), rates_json(&keys, r))).collect::<Map<_, _>>(),
         "auprc": auprc_summary,
@@ -1002,7 +1043,16 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         });
         let _ = writeln!(md, "| {} | {} | {} | {m} | {} |", keys[c], pct(&rand_r[c]), pct(&act_r[c]), ps.unwrap_or_default());
     }
-    let _ = writeln!(md, "\nAUPRC on the evaluation half of dev, mean (min–max) over seeds:\n");
+    let dev_bg_note = match &dev_eval_prevalence {
+        Some(p) => format!(
+            " ({} labelled + {} background rows; `any` positive rate {})",
+            dev_eval.len() - dev_bg_added,
+            dev_bg_added,
+            pct(&p[k])
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(md, "\nAUPRC on the evaluation half of dev{dev_bg_note}, mean (min–max) over seeds:\n");
     let _ = write!(md, "| category |");
     for it in 0..=a.iterations {
         let _ = write!(md, " it {it} random | it {it} active |");
@@ -1053,6 +1103,8 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
     let fig2 = line_panels_svg(
         &if bg_note.is_empty() {
             format!("AUPRC on a fixed dev set per iteration (mean, band = min–max over {} seeds)", a.seeds.len())
+        } else if dev_bg_added > 0 {
+            format!("AUPRC, dev + {dev_bg_added} background rows (mean, min–max, {} seeds){bg_note}", a.seeds.len())
         } else {
             format!("AUPRC on fixed dev per iteration (mean, min–max over {} seeds){bg_note}", a.seeds.len())
         },
