@@ -624,9 +624,9 @@ fn normalise(s: &str) -> String {
 }
 
 /// Background rows: all chunks of all documents under `path`, minus those whose normalised
-/// text equals a labelled text in `exclude`, then the `n` with the smallest hash of their
-/// id. Returns the rows and (chunks available, chunks dropped as duplicates of labelled
-/// texts or of each other).
+/// text equals a labelled text in `exclude` or is on the held-out decontamination list, then
+/// the `n` with the smallest hash of their id. Returns the rows and (chunks available,
+/// chunks dropped as duplicates of labelled texts or of each other, or as held out).
 fn background_records(path: &Path, n: usize, (min, max): (usize, usize), k: usize, exclude: &HashSet<String>) -> Result<(Vec<Record>, usize, usize)> {
     let mut files = Vec::new();
     background_files(path, &mut files)?;
@@ -656,6 +656,15 @@ fn background_records(path: &Path, n: usize, (min, max): (usize, usize), k: usiz
     let available = all.len();
     let mut keyed: Vec<(u64, String, String)> = all.into_par_iter().map(|(id, t)| (stable_hash(&id), id, t)).collect();
     keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    // Background rows are trained on, so the held-out evaluation texts are dropped here as
+    // they are from every labelled source.
+    let list = warden_data::default_data_root().join("heldout-decontamination").join("normalized_text_sha256.txt.gz");
+    let heldout = if list.is_file() {
+        warden_data::Decontaminator::load(&list).with_context(|| format!("loading {}", list.display()))?
+    } else {
+        eprintln!("warden al simulate: WARNING: no held-out list at {}; background rows unchecked", list.display());
+        warden_data::Decontaminator::empty()
+    };
     let mut seen: HashSet<String> = HashSet::new();
     let mut dropped = 0;
     let mut rows = Vec::with_capacity(n.min(keyed.len()));
@@ -664,7 +673,7 @@ fn background_records(path: &Path, n: usize, (min, max): (usize, usize), k: usiz
             break;
         }
         let norm = normalise(&text);
-        if exclude.contains(&norm) || !seen.insert(norm) {
+        if exclude.contains(&norm) || heldout.contains_text(&text) || !seen.insert(norm) {
             dropped += 1;
             continue;
         }
@@ -773,7 +782,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         sorted.sort_unstable();
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
         eprintln!(
-            "warden al simulate: background {}: {} chunks available, {} dropped as duplicates, {} added (median {} chars)",
+            "warden al simulate: background {}: {} chunks available, {} dropped as duplicates or held-out texts, {} added (median {} chars)",
             bg.display(),
             available,
             dropped,

@@ -259,6 +259,37 @@ pub(crate) fn tune_policy(taxonomy: &Taxonomy, dev: &[Record], dev_scores: &[Vec
     )
 }
 
+/// Drops rows of prepared train/dev files whose text is on the held-out decontamination list
+/// (`$WARDEN_DECONTAMINATION`, else the shared data's list); returns the list used and the
+/// counts dropped from train and dev. Without a list nothing can be checked: say so loudly.
+fn decontaminate_prepared(train: &mut Vec<Record>, dev: &mut Vec<Record>) -> Result<(Option<String>, [usize; 2])> {
+    let path = std::env::var_os("WARDEN_DECONTAMINATION").map(PathBuf::from).unwrap_or_else(|| {
+        warden_data::default_data_root().join("heldout-decontamination").join("normalized_text_sha256.txt.gz")
+    });
+    if !path.is_file() {
+        eprintln!(
+            "warden train: WARNING: no held-out decontamination list at {} (set WARDEN_DECONTAMINATION); \
+             the prepared files are used unchecked",
+            path.display()
+        );
+        return Ok((None, [0, 0]));
+    }
+    let list = warden_data::Decontaminator::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let mut dropped = [0usize; 2];
+    for (rows, n) in [train, dev].into_iter().zip(dropped.iter_mut()) {
+        let before = rows.len();
+        rows.retain(|r| !list.contains_text(&r.text));
+        *n = before - rows.len();
+    }
+    eprintln!(
+        "warden train: dropped {} train and {} dev rows on the held-out decontamination list ({})",
+        dropped[0],
+        dropped[1],
+        path.display()
+    );
+    Ok((Some(path.display().to_string()), dropped))
+}
+
 /// Train and dev rows, a JSON description of where they came from (hashes, sources,
 /// licences, drop counts), and the data datasheet in Markdown.
 pub(crate) fn load_training_data(
@@ -273,14 +304,24 @@ pub(crate) fn load_training_data(
                  --datasets, --data-root and --specs only apply when building data from the specs"
             );
         }
-        let train = crate::cmd_eval::read_labelled(t, taxonomy)?;
-        let dev = crate::cmd_eval::read_labelled(d, taxonomy)?;
+        let mut train = crate::cmd_eval::read_labelled(t, taxonomy)?;
+        let mut dev = crate::cmd_eval::read_labelled(d, taxonomy)?;
+        // Prepared files (a labeling-store export, say) may hold held-out evaluation texts:
+        // drop them here too, at load time, as `warden data build` does.
+        let (list, dropped) = decontaminate_prepared(&mut train, &mut dev)?;
         let sha = |p: &PathBuf| -> Result<String> {
             use sha2::Digest;
             Ok(hex::encode(sha2::Sha256::digest(std::fs::read(p)?)))
         };
-        let info = json!({"train_file": t, "train_sha256": sha(t)?, "dev_file": d, "dev_sha256": sha(d)?});
-        let sheet = format!("Trained on prepared files `{}` and `{}`.\n", t.display(), d.display());
+        let info = json!({"train_file": t, "train_sha256": sha(t)?, "dev_file": d, "dev_sha256": sha(d)?,
+                          "decontamination_list": list, "dropped_decontaminated": dropped});
+        let sheet = format!(
+            "Trained on prepared files `{}` and `{}`; {} train and {} dev rows matching the held-out list were dropped.\n",
+            t.display(),
+            d.display(),
+            dropped[0],
+            dropped[1]
+        );
         return Ok((train, dev, info, sheet));
     }
     let built = build_data(&a.data, taxonomy)?;

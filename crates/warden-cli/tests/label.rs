@@ -109,8 +109,12 @@ fn import_assign_label_export_train() {
         std::fs::read_to_string(&majority).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(m.iter().all(|r| matches!(r["labels"]["V"].as_i64(), Some(0 | 1))), "three votes never tie");
 
-    // `warden train` accepts the export.
+    // `warden train` accepts the export, and drops rows on the held-out list at load time.
+    let heldout = dir.path().join("heldout.txt");
+    let text0 = rows[0]["text"].as_str().unwrap();
+    std::fs::write(&heldout, format!("# test list\n{}\n", hex::encode(warden_data::text_hash(text0)))).unwrap();
     let out = ok(warden()
+        .env("WARDEN_DECONTAMINATION", &heldout)
         .args(["train", "--bits", "12", "--max-epochs", "2", "--out"])
         .arg(dir.path().join("model"))
         .arg("--train-file")
@@ -118,6 +122,7 @@ fn import_assign_label_export_train() {
         .arg("--dev-file")
         .arg(&majority));
     assert!(dir.path().join("model").join("manifest.json").is_file(), "{out}");
+    assert!(out.contains("dropped 1 train and 1 dev rows on the held-out decontamination list"), "{out}");
 }
 
 fn label_all(db: &Path, who: &str, truth: impl Fn(&str) -> bool) {
