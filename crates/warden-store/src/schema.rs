@@ -111,6 +111,18 @@ CREATE TABLE labels(
   UNIQUE (assignment_id, category)
 );
 CREATE INDEX labels_sample ON labels(sample_id);
+-- An annotator who changes their answer on an assignment replaces it in `labels`; the
+-- answers replaced are kept here, so nothing anyone said is lost.
+CREATE TABLE label_history(
+  id INTEGER PRIMARY KEY,
+  assignment_id INTEGER NOT NULL REFERENCES assignments(id),
+  sample_id INTEGER NOT NULL REFERENCES samples(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  category TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at REAL NOT NULL,     -- when the answer was given
+  replaced_at REAL NOT NULL     -- when a newer answer replaced it
+);
 -- Audits are the labels given in audit batches: auditors' labels, the ground truth of QC.
 CREATE VIEW audits AS
   SELECT l.*, a.batch_id FROM labels l

@@ -558,10 +558,17 @@ impl LabelStore for SqliteStore {
         let path = self.path.clone();
         let e = move |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(&e)?;
-        // The annotator's latest answer for this assignment replaces their earlier one;
-        // other annotators' labels of the same sample live in their own assignments.
-        tx.execute("DELETE FROM labels WHERE assignment_id = ?1", [id]).map_err(&e)?;
+        // The annotator's latest answer for this assignment replaces their earlier one, which
+        // moves to `label_history`; other annotators' labels of the same sample live in their
+        // own assignments.
         let t = now();
+        tx.execute(
+            "INSERT INTO label_history(assignment_id, sample_id, user_id, category, value, created_at, replaced_at)
+             SELECT assignment_id, sample_id, user_id, category, value, created_at, ?2 FROM labels WHERE assignment_id = ?1 ORDER BY id",
+            params![id, t],
+        )
+        .map_err(&e)?;
+        tx.execute("DELETE FROM labels WHERE assignment_id = ?1", [id]).map_err(&e)?;
         {
             let mut ins = tx
                 .prepare(

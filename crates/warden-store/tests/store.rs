@@ -121,6 +121,15 @@ fn labels_are_kept_per_annotator_and_progress_counts() {
         .is_err());
     let labels = s.labels().unwrap();
     assert_eq!(labels.len(), 4);
+    let history: Vec<(String, String)> = s
+        .connection()
+        .prepare("SELECT category, value FROM label_history ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(history, vec![("S".into(), "pos".into()), ("H".into(), "unsure".into())], "ann's first answer is kept");
     let s_labels: Vec<_> = labels.iter().filter(|l| l.category == "S").map(|l| (l.user.as_str(), l.value)).collect();
     assert_eq!(s_labels, vec![("ann", LabelValue::Negative), ("ben", LabelValue::Negative)]);
     assert_eq!(s.progress(ann.id).unwrap(), Progress { total: 3, done: 1, skipped: 1, pending: 1 });
