@@ -106,5 +106,5 @@ pub trait LabelStore: Send {
     // ---- models --------------------------------------------------------------------------
     fn register_model(&mut self, name: &str, sha256: &str, detail: &serde_json::Value) -> Result<ModelId>;
     fn put_scores(&mut self, model: ModelId, scores: &[(SampleId, Vec<(String, f32)>)]) -> Result<()>;
-    fn scores(&self, model: ModelId) -> Result<Vec<(SampleId, Vec<(String, f32)>)>>;
+    fn scores(&self, model: ModelId) -> Result<Vec<(SampleId, CategoryScores)>>;
 }

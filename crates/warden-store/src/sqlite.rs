@@ -671,7 +671,7 @@ impl LabelStore for SqliteStore {
         tx.commit().map_err(&e)
     }
 
-    fn scores(&self, model: ModelId) -> Result<Vec<(SampleId, Vec<(String, f32)>)>> {
+    fn scores(&self, model: ModelId) -> Result<Vec<(SampleId, CategoryScores)>> {
         let mut stmt =
             self.conn.prepare("SELECT sample_id, scores FROM model_scores WHERE model_id = ?1 ORDER BY sample_id").map_err(self.err())?;
         let rows = stmt

@@ -6,6 +6,8 @@ pub type UserId = i64;
 pub type BatchId = i64;
 pub type AssignmentId = i64;
 pub type ModelId = i64;
+/// A model's scores of one sample: `(category code, probability)`.
+pub type CategoryScores = Vec<(String, f32)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
