@@ -397,28 +397,21 @@
       setActive(categories().findIndex((c) => c.code === missing[0]), true);
       return;
     }
-    state.busy = true;
-    const id = state.current.id;
-    try {
-      const res = await api('POST', `/api/assignments/${id}/labels`, { labels: state.labels });
-      showNotice(`Saved labels for assignment #${id}.`);
-      $('error').hidden = true;
-      await refreshQueue();
-      await goNext(res.next);
-    } catch (err) {
-      failed(err);
-    } finally {
-      state.busy = false;
-    }
+    await finish('labels', { labels: state.labels }, 'Saved labels for');
   }
 
   async function skip() {
     if (!state.current || state.busy) return;
+    await finish('skip', undefined, 'Skipped');
+  }
+
+  // Posts the current assignment's labels or skip, then moves to the next pending one.
+  async function finish(action, body, done) {
     state.busy = true;
     const id = state.current.id;
     try {
-      const res = await api('POST', `/api/assignments/${id}/skip`);
-      showNotice(`Skipped assignment #${id}.`);
+      const res = await api('POST', `/api/assignments/${id}/${action}`, body);
+      showNotice(`${done} assignment #${id}.`);
       $('error').hidden = true;
       await refreshQueue();
       await goNext(res.next);

@@ -297,20 +297,14 @@ fn store_pool(db: &Path) -> Result<Vec<PoolRow>> {
 fn select_into_store(db: &Path, name: &str, batch: &SelectedBatch, a: &SelectArgs) -> Result<()> {
     use warden_store::LabelStore;
     let mut store = crate::cmd_label::open(db)?;
-    let codes: Vec<String> = batch.taxonomy.codes().map(str::to_owned).collect();
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("{}\n{}", batch.model.0, batch.model.1)));
-    let model_id = store.register_model(&batch.model.0, &sha, &json!({"origin": batch.model.1}))?;
-    let mut scores = Vec::with_capacity(batch.rows.len());
-    for (r, s) in batch.rows.iter().zip(&batch.scores) {
-        let id: i64 = r.id.parse().context("store pool ids are sample ids")?;
-        scores.push((id, codes.iter().cloned().zip(s.iter().copied()).collect::<Vec<_>>()));
-    }
-    store.put_scores(model_id, &scores)?;
+    let ids = batch.rows.iter().map(|r| r.id.parse::<i64>()).collect::<Result<Vec<_>, _>>().context("store pool ids are sample ids")?;
+    let model = (batch.model.0.as_str(), batch.model.1.as_str());
+    let model_id = crate::cmd_label::store_model_scores(&mut store, model, &batch.taxonomy, &ids, &batch.scores)?;
     let items: Vec<warden_store::BatchItem> = batch
         .selections
         .iter()
         .map(|s| warden_store::BatchItem {
-            sample_id: batch.rows[s.index].id.parse().unwrap_or_default(),
+            sample_id: ids[s.index],
             pipeline: Some(s.pipeline.as_str().to_owned()),
             category: s.category.clone(),
             score: Some(s.score as f64),
@@ -658,13 +652,8 @@ fn background_records(path: &Path, n: usize, (min, max): (usize, usize), k: usiz
     keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     // Background rows are trained on, so the held-out evaluation texts are dropped here as
     // they are from every labelled source.
-    let list = warden_data::default_data_root().join("heldout-decontamination").join("normalized_text_sha256.txt.gz");
-    let heldout = if list.is_file() {
-        warden_data::Decontaminator::load(&list).with_context(|| format!("loading {}", list.display()))?
-    } else {
-        eprintln!("warden al simulate: WARNING: no held-out list at {}; background rows unchecked", list.display());
-        warden_data::Decontaminator::empty()
-    };
+    let heldout = crate::cmd_train::heldout_list("warden al simulate", "background rows")?
+        .map_or_else(warden_data::Decontaminator::empty, |(list, _)| list);
     let mut seen: HashSet<String> = HashSet::new();
     let mut dropped = 0;
     let mut rows = Vec::with_capacity(n.min(keyed.len()));

@@ -361,14 +361,40 @@ fn print_batches(store: &SqliteStore) -> Result<()> {
     Ok(())
 }
 
+/// Registers a model version in the store (keyed by its name and the sha256 of name and
+/// origin) and stores its scores of the given samples; returns the model's id.
+pub(crate) fn store_model_scores(
+    store: &mut SqliteStore,
+    (name, origin): (&str, &str),
+    taxonomy: &Taxonomy,
+    ids: &[i64],
+    scores: &[Vec<f32>],
+) -> Result<i64> {
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(format!("{name}\n{origin}")));
+    let model_id = store.register_model(name, &sha, &json!({"origin": origin}))?;
+    let codes: Vec<&str> = taxonomy.codes().collect();
+    let rows: Vec<(i64, warden_store::CategoryScores)> = ids
+        .iter()
+        .zip(scores)
+        .map(|(&id, s)| (id, codes.iter().map(|c| c.to_string()).zip(s.iter().copied()).collect()))
+        .collect();
+    store.put_scores(model_id, &rows)?;
+    Ok(model_id)
+}
+
+/// The ids of the named users; an unknown name is an error that says which.
+pub(crate) fn user_ids(store: &SqliteStore, names: &[String]) -> Result<Vec<i64>> {
+    names
+        .iter()
+        .map(|n| Ok(store.user_by_name(n)?.with_context(|| format!("no user named {n}"))?.id))
+        .collect()
+}
+
 fn assign(a: AssignArgs) -> Result<()> {
     let mut store = open(&a.db.db)?;
     let batch = store.batch_by_name(&a.batch)?.with_context(|| format!("no batch named {}", a.batch))?;
-    let mut ids = Vec::new();
-    for name in &a.users {
-        let u = store.user_by_name(name)?.with_context(|| format!("no user named {name}"))?;
-        ids.push(u.id);
-    }
+    let ids = user_ids(&store, &a.users)?;
     let n = store.assign(batch.id, &ids, a.per_sample).with_context(|| format!("assigning {}", a.batch))?;
     eprintln!("warden label assign: {n} new assignments in {} ({} per sample)", a.batch, a.per_sample);
     Ok(())
@@ -413,7 +439,7 @@ impl Votes {
         }
     }
 
-    fn add(&mut self, v: LabelValue) {
+    pub(crate) fn add(&mut self, v: LabelValue) {
         match v {
             LabelValue::Positive => self.pos += 1,
             LabelValue::Negative => self.neg += 1,
@@ -437,8 +463,8 @@ impl Votes {
 /// Per sample and category: the votes that count. Labels from a relabel batch replace
 /// earlier ones for that sample and category (the row was sent back because its labels
 /// were found wrong); audits, unless ignored, replace both.
-pub(crate) fn tally(labels: &[LabelRow], audits: &[LabelRow]) -> BTreeMap<i64, BTreeMap<String, (Votes, &'static str, u32)>> {
-    let mut out: BTreeMap<i64, BTreeMap<String, (Votes, &'static str, u32)>> = BTreeMap::new();
+pub(crate) fn tally(labels: &[LabelRow], audits: &[LabelRow]) -> Tally {
+    let mut out = Tally::new();
     let relabeled: std::collections::HashSet<(i64, &str)> = labels
         .iter()
         .filter(|l| l.batch_kind == BatchKind::Relabel)
@@ -449,13 +475,12 @@ pub(crate) fn tally(labels: &[LabelRow], audits: &[LabelRow]) -> BTreeMap<i64, B
         if relabeled.contains(&key) && l.batch_kind != BatchKind::Relabel {
             continue;
         }
-        let e = out.entry(l.sample_id).or_default().entry(l.category.clone()).or_insert((
-            Votes::default(),
-            if relabeled.contains(&key) { "relabel" } else { "annotators" },
-            0,
-        ));
+        let e = out
+            .entry(l.sample_id)
+            .or_default()
+            .entry(l.category.clone())
+            .or_insert((Votes::default(), if relabeled.contains(&key) { "relabel" } else { "annotators" }));
         e.0.add(l.value);
-        e.2 += 1;
     }
     let mut audited: BTreeMap<(i64, String), Votes> = BTreeMap::new();
     for l in audits {
@@ -465,9 +490,7 @@ pub(crate) fn tally(labels: &[LabelRow], audits: &[LabelRow]) -> BTreeMap<i64, B
         if v.pos + v.neg == 0 {
             continue;
         }
-        let e = out.entry(sample).or_default().entry(cat).or_insert((Votes::default(), "audit", 0));
-        e.0 = v;
-        e.1 = "audit";
+        out.entry(sample).or_default().insert(cat, (v, "audit"));
     }
     out
 }
@@ -498,12 +521,14 @@ fn export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) type Tally<'a> = BTreeMap<i64, BTreeMap<String, (Votes, &'static str, u32)>>;
+/// Per sample, per category code: the votes that count and what decided them
+/// (`annotators`, `relabel` or `audit`).
+pub(crate) type Tally = BTreeMap<i64, BTreeMap<String, (Votes, &'static str)>>;
 
 fn export_records(
     store: &SqliteStore,
     taxonomy: &Taxonomy,
-    tallied: &Tally<'_>,
+    tallied: &Tally,
     annotators: &BTreeMap<i64, std::collections::BTreeSet<i64>>,
     a: &ExportArgs,
 ) -> Result<(Vec<Record>, usize, std::collections::BTreeSet<String>)> {
@@ -522,7 +547,7 @@ fn export_records(
         let mut r = Record::new(id, s.text.clone(), taxonomy);
         r.source = s.source.clone();
         let mut votes = Map::new();
-        for (code, (v, basis, _)) in cats {
+        for (code, (v, basis)) in cats {
             let Some(i) = taxonomy.index_of(code) else {
                 unknown.insert(code.clone());
                 continue;

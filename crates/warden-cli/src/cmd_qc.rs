@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use warden_core::{Label, Taxonomy};
 use warden_qc::{AuditItem, AuditSampleConfig, HuntConfig, Vote};
 use warden_store::{BatchItem, BatchKind, LabelRow, LabelStore, LabelValue, SqliteStore};
 
-use crate::cmd_label::{open, DbArg};
+use crate::cmd_label::{open, user_ids, DbArg, Votes};
 
 #[derive(Subcommand)]
 pub enum QcCommand {
@@ -139,7 +138,7 @@ fn labelled(store: &SqliteStore, taxonomy: &Taxonomy) -> Result<Labelled> {
     let mut out = Labelled { ids: Vec::new(), texts: Vec::new(), consensus: Vec::new() };
     for (&id, cats) in &tallied {
         let mut row = vec![None; taxonomy.len()];
-        for (code, (v, _, _)) in cats {
+        for (code, (v, _)) in cats {
             if let Some(i) = taxonomy.index_of(code) {
                 row[i] = v.majority();
             }
@@ -152,13 +151,6 @@ fn labelled(store: &SqliteStore, taxonomy: &Taxonomy) -> Result<Labelled> {
         out.consensus.push(row);
     }
     Ok(out)
-}
-
-fn user_ids(store: &SqliteStore, names: &[String]) -> Result<Vec<i64>> {
-    names
-        .iter()
-        .map(|n| Ok(store.user_by_name(n)?.with_context(|| format!("no user named {n}"))?.id))
-        .collect()
 }
 
 fn audit_sample(a: AuditSampleArgs) -> Result<()> {
@@ -177,12 +169,8 @@ fn audit_sample(a: AuditSampleArgs) -> Result<()> {
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
-    let model_sha = hex::encode(Sha256::digest(format!("{}\n{}", loaded.model.name(), loaded.origin)));
-    let model_id = store.register_model(loaded.model.name(), &model_sha, &json!({"origin": loaded.origin}))?;
+    crate::cmd_label::store_model_scores(&mut store, (loaded.model.name(), &loaded.origin), &taxonomy, &l.ids, &scores)?;
     let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
-    let rows: Vec<(i64, Vec<(String, f32)>)> =
-        l.ids.iter().zip(&scores).map(|(&id, s)| (id, codes.iter().cloned().zip(s.iter().copied()).collect())).collect();
-    store.put_scores(model_id, &rows)?;
 
     let cfg = AuditSampleConfig {
         labelled_positive: a.labelled_positive,
@@ -245,16 +233,11 @@ fn vote(v: LabelValue) -> Vote {
 /// The auditors' verdict per (sample, category): their majority; ties and unsure are left
 /// out. Only audits in the given batches count.
 fn audit_truth(audits: &[LabelRow], batches: &BTreeSet<String>) -> BTreeMap<(i64, String), bool> {
-    let mut votes: BTreeMap<(i64, String), (u32, u32)> = BTreeMap::new();
+    let mut votes: BTreeMap<(i64, String), Votes> = BTreeMap::new();
     for a in audits.iter().filter(|a| batches.contains(&a.batch)) {
-        let e = votes.entry((a.sample_id, a.category.clone())).or_default();
-        match a.value {
-            LabelValue::Positive => e.0 += 1,
-            LabelValue::Negative => e.1 += 1,
-            LabelValue::Unsure => {}
-        }
+        votes.entry((a.sample_id, a.category.clone())).or_default().add(a.value);
     }
-    votes.into_iter().filter(|(_, (p, n))| p != n).map(|(k, (p, n))| (k, p > n)).collect()
+    votes.into_iter().filter_map(|(k, v)| v.majority().map(|m| (k, m))).collect()
 }
 
 fn report(a: ReportArgs) -> Result<()> {

@@ -259,22 +259,30 @@ pub(crate) fn tune_policy(taxonomy: &Taxonomy, dev: &[Record], dev_scores: &[Vec
     )
 }
 
-/// Drops rows of prepared train/dev files whose text is on the held-out decontamination list
-/// (`$WARDEN_DECONTAMINATION`, else the shared data's list); returns the list used and the
-/// counts dropped from train and dev. Without a list nothing can be checked: say so loudly.
-fn decontaminate_prepared(train: &mut Vec<Record>, dev: &mut Vec<Record>) -> Result<(Option<String>, [usize; 2])> {
-    let path = std::env::var_os("WARDEN_DECONTAMINATION").map(PathBuf::from).unwrap_or_else(|| {
-        warden_data::default_data_root().join("heldout-decontamination").join("normalized_text_sha256.txt.gz")
-    });
+/// The held-out decontamination list (`$WARDEN_DECONTAMINATION`, else the shared data's)
+/// and its path, for rows that do not come through `warden data build`; `None`, after a
+/// warning naming `what` goes unchecked, when there is no list.
+pub(crate) fn heldout_list(who: &str, what: &str) -> Result<Option<(warden_data::Decontaminator, PathBuf)>> {
+    let path = std::env::var_os("WARDEN_DECONTAMINATION")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| warden_data::decontamination_list(&warden_data::default_data_root()));
     if !path.is_file() {
         eprintln!(
-            "warden train: WARNING: no held-out decontamination list at {} (set WARDEN_DECONTAMINATION); \
-             the prepared files are used unchecked",
+            "{who}: WARNING: no held-out decontamination list at {} (set WARDEN_DECONTAMINATION); {what} unchecked",
             path.display()
         );
-        return Ok((None, [0, 0]));
+        return Ok(None);
     }
     let list = warden_data::Decontaminator::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    Ok(Some((list, path)))
+}
+
+/// Drops rows of prepared train/dev files whose text is on the held-out list; returns the
+/// list used and the counts dropped from train and dev.
+fn decontaminate_prepared(train: &mut Vec<Record>, dev: &mut Vec<Record>) -> Result<(Option<String>, [usize; 2])> {
+    let Some((list, path)) = heldout_list("warden train", "the prepared files are used")? else {
+        return Ok((None, [0, 0]));
+    };
     let mut dropped = [0usize; 2];
     for (rows, n) in [train, dev].into_iter().zip(dropped.iter_mut()) {
         let before = rows.len();

@@ -50,9 +50,7 @@ impl Default for BuildOptions {
 
 impl BuildOptions {
     pub fn decontamination_path(&self) -> PathBuf {
-        self.decontamination.clone().unwrap_or_else(|| {
-            self.data_root.join("heldout-decontamination").join("normalized_text_sha256.txt.gz")
-        })
+        self.decontamination.clone().unwrap_or_else(|| crate::decontamination_list(&self.data_root))
     }
 }
 

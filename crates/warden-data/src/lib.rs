@@ -84,3 +84,8 @@ pub fn default_data_root() -> PathBuf {
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
+
+/// The held-out decontamination list under a data root.
+pub fn decontamination_list(data_root: &std::path::Path) -> PathBuf {
+    data_root.join("heldout-decontamination").join("normalized_text_sha256.txt.gz")
+}

@@ -45,7 +45,7 @@ impl SqliteStore {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite { path: self.path.clone(), source }
+        sql_err(&self.path)
     }
 
     fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
@@ -91,6 +91,35 @@ impl SqliteStore {
         }
     }
 
+    /// All batches, or the one named, with their counts.
+    fn batch_infos(&self, name: Option<&str>) -> Result<Vec<BatchInfo>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT b.id, b.name, b.kind, b.created_at,
+                   (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id),
+                   (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id),
+                   (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id AND a.status = 'done')
+                 FROM batches b WHERE ?1 IS NULL OR b.name = ?1 ORDER BY b.id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([name], |r| {
+                let kind: String = r.get(2)?;
+                Ok(BatchInfo {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: BatchKind::parse(&kind).unwrap_or(BatchKind::Label),
+                    created_at: r.get(3)?,
+                    samples: r.get::<_, i64>(4)? as u64,
+                    assignments: r.get::<_, i64>(5)? as u64,
+                    done: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
     fn label_rows(&self, audit: bool) -> Result<Vec<LabelRow>> {
         let op = if audit { "=" } else { "<>" };
         let sql = format!(
@@ -119,6 +148,12 @@ impl SqliteStore {
             .map_err(self.err())?;
         Ok(rows)
     }
+}
+
+/// Maps a SQLite error to the store's error, naming the file. Borrows only the path, so it
+/// can be held while the connection is borrowed mutably for a transaction.
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite { path: path.to_owned(), source }
 }
 
 const ASSIGNMENT_SELECT: &str = "SELECT a.id, b.name, b.kind, a.sample_id, a.user_id, a.position, a.status
@@ -179,8 +214,7 @@ impl LabelStore for SqliteStore {
         chunk: usize,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ImportReport> {
-        let path = self.path.clone();
-        let e = move |source| StoreError::Sqlite { path: path.clone(), source };
+        let e = sql_err(&self.path);
         let chunk = chunk.max(1);
         self.conn
             .execute("INSERT INTO imports(started_at, origin) VALUES (?1, ?2)", params![now(), origin])
@@ -309,8 +343,8 @@ impl LabelStore for SqliteStore {
 
     fn set_password(&mut self, name: &str, password: &str) -> Result<()> {
         let hash = hash_password(password)?;
-        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })?;
-        let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
+        let e = sql_err(&self.path);
+        let tx = self.conn.transaction().map_err(e)?;
         let n = tx.execute("UPDATE users SET password_hash = ?1 WHERE name = ?2", params![hash, name]).map_err(e)?;
         if n == 0 {
             return Err(StoreError::NotFound { what: "user", id: name.into() });
@@ -392,8 +426,7 @@ impl LabelStore for SqliteStore {
         if self.batch_by_name(name)?.is_some() {
             return Err(StoreError::Conflict(format!("batch {name}")));
         }
-        let path = self.path.clone();
-        let e = move |source| StoreError::Sqlite { path: path.clone(), source };
+        let e = sql_err(&self.path);
         let tx = self.conn.transaction().map_err(&e)?;
         tx.execute(
             "INSERT INTO batches(name, kind, created_at, config) VALUES (?1, ?2, ?3, ?4)",
@@ -424,35 +457,11 @@ impl LabelStore for SqliteStore {
     }
 
     fn batches(&self) -> Result<Vec<BatchInfo>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT b.id, b.name, b.kind, b.created_at,
-                   (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id),
-                   (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id),
-                   (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id AND a.status = 'done')
-                 FROM batches b ORDER BY b.id",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                let kind: String = r.get(2)?;
-                Ok(BatchInfo {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    kind: BatchKind::parse(&kind).unwrap_or(BatchKind::Label),
-                    created_at: r.get(3)?,
-                    samples: r.get::<_, i64>(4)? as u64,
-                    assignments: r.get::<_, i64>(5)? as u64,
-                    done: r.get::<_, i64>(6)? as u64,
-                })
-            })
-            .map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+        self.batch_infos(None)
     }
 
     fn batch_by_name(&self, name: &str) -> Result<Option<BatchInfo>> {
-        Ok(self.batches()?.into_iter().find(|b| b.name == name))
+        Ok(self.batch_infos(Some(name))?.pop())
     }
 
     fn assign(&mut self, batch: BatchId, users: &[UserId], per_sample: usize) -> Result<usize> {
@@ -483,8 +492,7 @@ impl LabelStore for SqliteStore {
         if kind == "audit" && roles.iter().any(|r| r == "annotator") {
             return Err(StoreError::Invalid("audit batches go to auditors or admins only".into()));
         }
-        let path = self.path.clone();
-        let e = move |source| StoreError::Sqlite { path: path.clone(), source };
+        let e = sql_err(&self.path);
         let tx = self.conn.transaction().map_err(&e)?;
         let items: Vec<(i64, i64)> = {
             let mut stmt =
@@ -555,8 +563,7 @@ impl LabelStore for SqliteStore {
             }
         }
         let a = self.owned_assignment(id, caller, false)?;
-        let path = self.path.clone();
-        let e = move |source| StoreError::Sqlite { path: path.clone(), source };
+        let e = sql_err(&self.path);
         let tx = self.conn.transaction().map_err(&e)?;
         // The annotator's latest answer for this assignment replaces their earlier one, which
         // moves to `label_history`; other annotators' labels of the same sample live in their
@@ -657,8 +664,7 @@ impl LabelStore for SqliteStore {
     }
 
     fn put_scores(&mut self, model: ModelId, scores: &[(SampleId, Vec<(String, f32)>)]) -> Result<()> {
-        let path = self.path.clone();
-        let e = move |source| StoreError::Sqlite { path: path.clone(), source };
+        let e = sql_err(&self.path);
         let tx = self.conn.transaction().map_err(&e)?;
         {
             let mut ins = tx
