@@ -159,6 +159,13 @@ impl FastModel {
         let distinct = f.config().distinct_words;
         crate::features::with_seen(distinct, |seen| WORD_CACHE.with_borrow_mut(|cache| {
             cache.reset_for(self.id, c);
+            // Weight rows are random accesses into a table far larger than the caches, so
+            // scoring is bound by memory latency. Rows are therefore requested (prefetched)
+            // as soon as their index is known and summed later, so that many loads are in
+            // flight at once instead of one after another.
+            let mut pending = std::mem::take(&mut cache.pending);
+            let mut scratch = std::mem::take(&mut cache.scratch);
+            pending.clear();
             // Words are counted once per text through the cache's per-text stamp; only
             // bigrams need the `seen` set.
             let text_stamp = cache.next_text();
@@ -166,33 +173,37 @@ impl FastModel {
             for word in crate::features::words(normalized) {
                 let wh = Featurizer::word_hash(word);
                 let (sums, count, first) = cache.get_or_insert(wh, text_stamp, |slot| {
-                    f.for_each_word_feature(word, wh, |i| {
-                        let row = &w[i as usize * c..i as usize * c + c];
-                        for (o, x) in slot.iter_mut().zip(row) {
-                            *o += x;
-                        }
-                    })
+                    scratch.clear();
+                    let n = f.for_each_word_feature(word, wh, |i| {
+                        prefetch_row(w, i as usize * c);
+                        scratch.push(i);
+                    });
+                    for &i in &scratch {
+                        add_row(slot, &w[i as usize * c..i as usize * c + c]);
+                    }
+                    n
                 });
                 if first || !distinct {
                     n += count;
-                    for (o, x) in out.iter_mut().zip(sums) {
-                        *o += x;
-                    }
+                    add_row(out, sums);
                 }
                 if f.config().word_bigrams {
                     if let Some(p) = prev {
                         let i = f.bigram_bucket(p, wh);
                         if seen.first(crate::features::BIGRAM_KEY ^ i as u64) {
-                            let i = i as usize;
-                            for (o, x) in out.iter_mut().zip(&w[i * c..i * c + c]) {
-                                *o += x;
-                            }
+                            prefetch_row(w, i as usize * c);
+                            pending.push(i);
                             n += 1;
                         }
                     }
                     prev = Some(wh);
                 }
             }
+            for &i in &pending {
+                add_row(out, &w[i as usize * c..i as usize * c + c]);
+            }
+            cache.pending = pending;
+            cache.scratch = scratch;
         }));
         let scale = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
         for (o, b) in out.iter_mut().zip(&self.manifest.bias) {
@@ -345,6 +356,10 @@ struct WordCache {
     sums: Vec<f32>,
     /// Incremented per text; stamps tell whether a word already occurred in this text.
     text: u32,
+    /// Reused buffers: the bigram rows of the current text, and the feature rows of a word
+    /// being added to the cache (see [`FastModel::logits_normalized`]).
+    pending: Vec<u32>,
+    scratch: Vec<u32>,
 }
 
 /// Bounds the cache at about 256k words (≈ 9 MB per thread for eight categories).
@@ -393,6 +408,28 @@ impl WordCache {
         };
         (&self.sums[off..off + c], n, first)
     }
+}
+
+#[inline(always)]
+fn add_row(acc: &mut [f32], row: &[f32]) {
+    for (o, x) in acc.iter_mut().zip(row) {
+        *o += x;
+    }
+}
+
+/// Asks the CPU to start loading the weight row at `w[at..]` (one cache line for eight
+/// categories) without waiting for it. A hint only: it never faults and changes no result.
+#[inline(always)]
+fn prefetch_row(w: &[f32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < w.len() {
+        // SAFETY: `_mm_prefetch` is a hint that cannot fault; the pointer is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(w.as_ptr().add(at).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (w, at);
 }
 
 thread_local! {
