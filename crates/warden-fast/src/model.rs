@@ -2,8 +2,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -159,19 +157,41 @@ impl FastModel {
         let distinct = f.config().distinct_words;
         crate::features::with_seen(distinct, |seen| WORD_CACHE.with_borrow_mut(|cache| {
             cache.reset_for(self.id, c);
-            // Weight rows are random accesses into a table far larger than the caches, so
-            // scoring is bound by memory latency. Rows are therefore requested (prefetched)
-            // as soon as their index is known and summed later, so that many loads are in
-            // flight at once instead of one after another.
+            // Weight rows and cache slots are random accesses into tables far larger than
+            // the CPU caches, so scoring is bound by memory latency. Each address is
+            // therefore requested (prefetched) as soon as it is known and used later, so
+            // that many loads are in flight at once instead of one after another:
+            // pass 1 finds the words, prefetches their cache slots and the bigram rows;
+            // pass 2 reads the slots (filling a missing word from its prefetched rows) and
+            // then the bigram rows are summed.
             let mut pending = std::mem::take(&mut cache.pending);
             let mut scratch = std::mem::take(&mut cache.scratch);
+            let mut words = std::mem::take(&mut cache.words);
             pending.clear();
-            // Words are counted once per text through the cache's per-text stamp; only
-            // bigrams need the `seen` set.
-            let text_stamp = cache.next_text();
+            words.clear();
+            let base = normalized.as_ptr() as usize;
             let mut prev: Option<u64> = None;
             for word in crate::features::words(normalized) {
                 let wh = Featurizer::word_hash(word);
+                cache.prefetch(wh);
+                let start = word.as_ptr() as usize - base;
+                words.push((start as u32, (start + word.len()) as u32, wh));
+                if f.config().word_bigrams {
+                    if let Some(p) = prev {
+                        let i = f.bigram_bucket(p, wh);
+                        if seen.first(crate::features::BIGRAM_KEY ^ i as u64) {
+                            prefetch_row(w, i as usize * c);
+                            pending.push(i);
+                            n += 1;
+                        }
+                    }
+                    prev = Some(wh);
+                }
+            }
+            // Words are counted once per text through the cache's per-text stamp.
+            let text_stamp = cache.next_text();
+            for &(start, end, wh) in &words {
+                let word = &normalized[start as usize..end as usize];
                 let (sums, count, first) = cache.get_or_insert(wh, text_stamp, |slot| {
                     scratch.clear();
                     let n = f.for_each_word_feature(word, wh, |i| {
@@ -185,18 +205,7 @@ impl FastModel {
                 });
                 if first || !distinct {
                     n += count;
-                    add_row(out, sums);
-                }
-                if f.config().word_bigrams {
-                    if let Some(p) = prev {
-                        let i = f.bigram_bucket(p, wh);
-                        if seen.first(crate::features::BIGRAM_KEY ^ i as u64) {
-                            prefetch_row(w, i as usize * c);
-                            pending.push(i);
-                            n += 1;
-                        }
-                    }
-                    prev = Some(wh);
+                    add_bits(out, sums);
                 }
             }
             for &i in &pending {
@@ -204,6 +213,7 @@ impl FastModel {
             }
             cache.pending = pending;
             cache.scratch = scratch;
+            cache.words = words;
         }));
         let scale = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
         for (o, b) in out.iter_mut().zip(&self.manifest.bias) {
@@ -345,33 +355,139 @@ fn decode_weights(bytes: &[u8], dim: usize, cats: usize) -> Result<Vec<f32>, Mod
         .collect())
 }
 
-/// Per-thread cache of each word's summed unigram + character n-gram weights.
+/// Per-thread cache of each word's summed unigram + character n-gram weights: an
+/// open-addressing hash table (linear probing) whose slots hold the key, the feature
+/// count, the stamp of the last text that used the word and the sums together, in whole
+/// 64-byte cache lines, so a lookup costs one memory access that can be prefetched.
 #[derive(Default)]
 struct WordCache {
     model: u64,
     cats: usize,
-    /// word hash → (offset into `sums`, number of features, stamp of the last text that
-    /// used it).
-    index: HashMap<u64, (u32, u32, u32), BuildHasherDefault<crate::features::PassThrough>>,
-    sums: Vec<f32>,
+    /// Cache lines per slot: `ceil((SLOT_HEADER + cats) / 16)`.
+    lines: usize,
+    /// `slots × lines`; a slot whose key is 0 is empty.
+    table: Vec<Line>,
+    /// Slots in use.
+    len: usize,
     /// Incremented per text; stamps tell whether a word already occurred in this text.
     text: u32,
-    /// Reused buffers: the bigram rows of the current text, and the feature rows of a word
-    /// being added to the cache (see [`FastModel::logits_normalized`]).
+    /// Reused buffers: the bigram rows of the current text, the feature rows of a word
+    /// being added, and the current text's words as (start, end, hash).
     pending: Vec<u32>,
     scratch: Vec<u32>,
+    words: Vec<(u32, u32, u64)>,
 }
 
-/// Bounds the cache at about 256k words (≈ 9 MB per thread for eight categories).
-const WORD_CACHE_MAX: usize = 1 << 18;
+/// One cache line of the word cache: 16 `u32`s (the sums are stored as `f32` bits).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u32; 16]);
+
+/// A slot holds key (2 × u32), count, stamp, then the sums.
+const SLOT_HEADER: usize = 4;
+/// The table starts small (a one-text `warden score` should not pay for 16 MB) and
+/// doubles up to `WORD_CACHE_MAX_SLOTS`, kept at most half full.
+const WORD_CACHE_MIN_SLOTS: usize = 1 << 12;
+/// 2^18 slots of one cache line each (eight categories): 16 MB per thread, up to 131,072
+/// words; when full, the cache is cleared and refilled.
+const WORD_CACHE_MAX_SLOTS: usize = 1 << 18;
 
 impl WordCache {
     fn reset_for(&mut self, model: u64, cats: usize) {
-        if self.model != model || self.cats != cats || self.index.len() >= WORD_CACHE_MAX {
+        if self.model != model || self.cats != cats || self.table.is_empty() {
             self.model = model;
             self.cats = cats;
-            self.index.clear();
-            self.sums.clear();
+            self.lines = (SLOT_HEADER + cats).div_ceil(16);
+            self.table = vec![Line([0; 16]); WORD_CACHE_MIN_SLOTS * self.lines];
+            self.len = 0;
+        }
+    }
+
+    fn slots(&self) -> usize {
+        self.table.len() / self.lines
+    }
+
+    /// The key stored for a word hash (0 marks an empty slot).
+    #[inline]
+    fn key(h: u64) -> u64 {
+        h.max(1)
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        key as usize & (self.slots() - 1)
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> &[u32] {
+        let lines = &self.table[i * self.lines..(i + 1) * self.lines];
+        // SAFETY: `Line` is `repr(C)` around `[u32; 16]` (size 64, no padding), so a run
+        // of lines is a run of `16 × lines` initialised `u32`s.
+        unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<u32>(), lines.len() * 16) }
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, i: usize) -> &mut [u32] {
+        let lines = &mut self.table[i * self.lines..(i + 1) * self.lines];
+        // SAFETY: as in `slot`.
+        unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u32>(), lines.len() * 16) }
+    }
+
+    #[inline]
+    fn stored_key(slot: &[u32]) -> u64 {
+        slot[0] as u64 | (slot[1] as u64) << 32
+    }
+
+    /// Starts loading the home slot of `h` (a hint; see [`prefetch_row`]).
+    #[inline(always)]
+    fn prefetch(&self, h: u64) {
+        let i = self.home(Self::key(h)) * self.lines;
+        #[cfg(target_arch = "x86_64")]
+        if i < self.table.len() {
+            // SAFETY: a prefetch hint cannot fault; the pointer is in bounds.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.table.as_ptr().add(i).cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
+    /// Index of the slot holding `key`, or of the empty slot where it belongs.
+    #[inline]
+    fn find(&self, key: u64) -> usize {
+        let mask = self.slots() - 1;
+        let mut i = self.home(key);
+        loop {
+            let k = Self::stored_key(self.slot(i));
+            if k == key || k == 0 {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Makes room for one more word: doubles the table while it may grow, else empties it.
+    fn reserve_one(&mut self) {
+        if (self.len + 1) * 2 <= self.slots() {
+            return;
+        }
+        let slots = self.slots();
+        if slots >= WORD_CACHE_MAX_SLOTS {
+            self.table.fill(Line([0; 16]));
+            self.len = 0;
+            return;
+        }
+        let old = std::mem::replace(&mut self.table, vec![Line([0; 16]); slots * 2 * self.lines]);
+        let width = self.lines * 16;
+        for i in 0..slots {
+            // SAFETY: as in `slot`.
+            let src = unsafe { std::slice::from_raw_parts(old[i * self.lines..].as_ptr().cast::<u32>(), width) };
+            let key = Self::stored_key(src);
+            if key != 0 {
+                let j = self.find(key);
+                self.slot_mut(j).copy_from_slice(src);
+            }
         }
     }
 
@@ -379,34 +495,51 @@ impl WordCache {
         self.text = self.text.wrapping_add(1);
         if self.text == 0 {
             // Stamps wrapped: forget them all rather than confuse an old text with this one.
-            for v in self.index.values_mut() {
-                v.2 = 0;
+            for i in 0..self.slots() {
+                self.slot_mut(i)[3] = 0;
             }
             self.text = 1;
         }
         self.text
     }
 
-    /// The word's summed weights and feature count, and whether this is its first
-    /// occurrence in the text stamped `text`.
+    /// The word's summed weights (as `f32` bits) and feature count, and whether this is
+    /// its first occurrence in the text stamped `text`.
     #[inline]
-    fn get_or_insert(&mut self, key: u64, text: u32, fill: impl FnOnce(&mut [f32]) -> usize) -> (&[f32], usize, bool) {
+    fn get_or_insert(&mut self, h: u64, text: u32, fill: impl FnOnce(&mut [f32]) -> usize) -> (&[u32], usize, bool) {
         let c = self.cats;
-        let (off, n, first) = match self.index.get_mut(&key) {
-            Some(e) => {
-                let first = e.2 != text;
-                e.2 = text;
-                (e.0 as usize, e.1 as usize, first)
+        let key = Self::key(h);
+        let mut i = self.find(key);
+        let first;
+        if Self::stored_key(self.slot(i)) == key {
+            let slot = self.slot_mut(i);
+            first = slot[3] != text;
+            slot[3] = text;
+        } else {
+            self.reserve_one();
+            i = self.find(key);
+            let mut sums = [0.0f32; 16];
+            let mut heap;
+            let sums: &mut [f32] = if c <= 16 {
+                &mut sums[..c]
+            } else {
+                heap = vec![0.0f32; c];
+                &mut heap
+            };
+            let n = fill(sums);
+            let slot = self.slot_mut(i);
+            slot[0] = key as u32;
+            slot[1] = (key >> 32) as u32;
+            slot[2] = n as u32;
+            slot[3] = text;
+            for (d, s) in slot[SLOT_HEADER..SLOT_HEADER + c].iter_mut().zip(sums.iter()) {
+                *d = s.to_bits();
             }
-            None => {
-                let off = self.sums.len();
-                self.sums.resize(off + c, 0.0);
-                let n = fill(&mut self.sums[off..off + c]);
-                self.index.insert(key, (off as u32, n as u32, text));
-                (off, n, true)
-            }
-        };
-        (&self.sums[off..off + c], n, first)
+            self.len += 1;
+            first = true;
+        }
+        let slot = self.slot(i);
+        (&slot[SLOT_HEADER..SLOT_HEADER + c], slot[2] as usize, first)
     }
 }
 
@@ -414,6 +547,14 @@ impl WordCache {
 fn add_row(acc: &mut [f32], row: &[f32]) {
     for (o, x) in acc.iter_mut().zip(row) {
         *o += x;
+    }
+}
+
+/// [`add_row`] for sums kept as `f32` bits in the word cache.
+#[inline(always)]
+fn add_bits(acc: &mut [f32], row: &[u32]) {
+    for (o, x) in acc.iter_mut().zip(row) {
+        *o += f32::from_bits(*x);
     }
 }
 
@@ -477,9 +618,36 @@ mod tests {
         }
     }
 
+    /// The word cache grows from its initial size and is emptied when full: scores stay
+    /// equal to the direct sum through both, and words seen before a growth are found after.
+    #[test]
+    fn word_cache_survives_growth_and_clearing() {
+        let m = random_model_with(FeatureConfig { bits: 12, ..FeatureConfig::default() });
+        let texts: Vec<String> = (0..1_500)
+            .map(|t| (0..100).map(|k| format!("w{}x{}", t * 100 + k, k % 7)).collect::<Vec<_>>().join(" "))
+            .collect();
+        // 150,000 distinct words: past every growth step and past the maximum size.
+        for (t, text) in texts.iter().enumerate() {
+            if t % 97 == 0 {
+                check_cached_equals_direct_on(&m, &[text.as_str(), texts[t / 2].as_str()]);
+            } else {
+                m.logits_normalized(text, &mut [0.0; 8]);
+            }
+        }
+        WORD_CACHE.with_borrow(|cache| {
+            assert!(cache.slots() == WORD_CACHE_MAX_SLOTS, "{}", cache.slots());
+            assert!(cache.len * 2 <= cache.slots());
+        });
+        check_cached_equals_direct_on(&m, &[texts[0].as_str(), texts[1_499].as_str(), "w1x1 w1x1 w2x2"]);
+    }
+
     fn check_cached_equals_direct(m: &FastModel) {
+        check_cached_equals_direct_on(m, &["kill kill them all", "a b c a b c", "", "naïve café über", "them all kill"]);
+    }
+
+    fn check_cached_equals_direct_on(m: &FastModel, texts: &[&str]) {
         let c = m.manifest.taxonomy.len();
-        for text in ["kill kill them all", "a b c a b c", "", "naïve café über", "them all kill"] {
+        for &text in texts {
             let mut direct = vec![0.0f32; c];
             let n = m.featurizer.for_each_feature(text, |i| {
                 for (o, x) in direct.iter_mut().zip(&m.weights[i as usize * c..i as usize * c + c]) {
