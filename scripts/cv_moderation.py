@@ -52,6 +52,8 @@ def main():
     # EXCLUDE=a,b drops whole sources (to measure what each contributes).
     excluded = set(filter(None, os.environ.get("EXCLUDE", "").split(",")))
     rest = {s: [r for r in rows[s] if r["source"] != "openai-moderation" and r["source"] not in excluded] for s in rows}
+    # EXTRA_TRAIN=file.jsonl adds rows (e.g. unlabelled-domain negatives) to every fold's train split.
+    extra_train = [json.loads(l) for l in open(os.environ["EXTRA_TRAIN"])] if os.environ.get("EXTRA_TRAIN") else []
     fold_of = lambda r: hashlib.sha256(r["text"].encode()).digest()[0] % folds
     pooled = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +61,7 @@ def main():
             test = [r for r in mod if fold_of(r) == k]
             # Moderation rows outside fold k keep their place in the real split, so early
             # stopping, calibration and thresholds see in-domain dev rows as in production.
-            train = rest["train"] + [r for r in mod if fold_of(r) != k and r["id"] not in mod_dev]
+            train = rest["train"] + [r for r in mod if fold_of(r) != k and r["id"] not in mod_dev] + extra_train
             dev = rest["dev"] + [r for r in mod if fold_of(r) != k and r["id"] in mod_dev]
             for name, part in (("train", train), ("dev", dev), ("test", test)):
                 with open(os.path.join(tmp, name + ".jsonl"), "w") as f:
