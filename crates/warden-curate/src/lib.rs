@@ -18,14 +18,24 @@
 //!   account for every input line, and that kept records are the input's bytes.
 //! * [`merge`]: combines the manifests and reports of the shards of one run.
 //!
-//! Parquet input is read, but kept Parquet documents are written as zstd JSON lines (the
-//! record is the row rendered as JSON): writing Parquet back needs the Arrow writer and a
-//! schema round trip, which this crate does not do yet.
+//! * [`parquet_out`]: kept Parquet documents are written back as Parquet.
+//!
+//! Kept documents keep the input's format. JSON lines are written with the input's
+//! compression, each kept record the input line byte for byte (a redacted one with only
+//! its text replaced). Parquet input gives a Parquet file with the input's Arrow schema and
+//! key-value metadata, ZSTD-compressed: the main pass records only which rows are kept and
+//! the new texts of redacted (or PII-masked) rows, and a second streaming pass over the
+//! input through the Arrow reader writes those rows, so memory stays bounded by the row
+//! count, not the file. The text field must then be a top-level Utf8/LargeUtf8 column;
+//! when it is not (or the Arrow reader cannot read the file), that file's kept documents
+//! are written as zstd JSON lines (each row rendered as JSON) and the manifest's
+//! `kept_note` for the file says why.
 
 pub mod chunk;
 pub mod engine;
 pub mod merge;
 pub mod output;
+pub mod parquet_out;
 pub mod policy;
 pub mod run;
 pub mod verify;

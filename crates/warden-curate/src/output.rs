@@ -37,8 +37,9 @@ impl Compression {
     }
 }
 
-/// The compression of the kept output for an input format: the input's own for JSON
-/// lines; Parquet input is written as zstd JSON lines (see the crate docs).
+/// The compression of a JSON-lines kept output for an input format: the input's own for
+/// JSON lines; zstd for Parquet input whose kept documents cannot be written as Parquet
+/// (see the crate docs).
 pub fn kept_compression(format: Format) -> Compression {
     match format {
         Format::Jsonl => Compression::None,

@@ -6,6 +6,7 @@
 //! DIR/run.json                    what this directory is for (inputs, shard, policy, model);
 //!                                 a resumed run must match it
 //! DIR/kept/<name>.<ext>           kept and redacted documents, in input order and format
+//!                                 (JSON lines with the input's compression, or Parquet)
 //! DIR/removed/<name>.jsonl.gz     {"record": <input line, verbatim>, "warden": {...}} per drop
 //! DIR/errors/<name>.jsonl         one line per unreadable input line or row
 //! DIR/attributes/<name>.jsonl.gz  one DocAttributes per document (every document)
@@ -42,6 +43,7 @@ use warden_corpus::{Document, Format, Item, ReadErrorKind, ReaderOptions};
 
 use crate::engine::{Engine, Outcome};
 use crate::output::{kept_compression, Compression, LineWriter};
+use crate::parquet_out::{self, KeptRows};
 use crate::CurateError;
 
 /// The manifest format this build writes.
@@ -184,6 +186,11 @@ pub struct FileRecord {
     pub text_bytes: u64,
     /// Output files, relative to the run directory.
     pub outputs: FileOutputs,
+    /// Why the kept documents of a Parquet input were written as zstd JSON lines instead
+    /// of Parquet (text column not a top-level Utf8/LargeUtf8 column, or the Arrow reader
+    /// failed on the file); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_note: Option<String>,
     /// Seconds spent on the file.
     pub seconds: f64,
 }
@@ -681,13 +688,27 @@ impl Prior {
     }
 }
 
+/// Where kept and redacted documents go during the main pass.
+enum KeptSink {
+    /// Written as JSON lines.
+    Lines(LineWriter),
+    /// Parquet input written back as Parquet: only the row numbers (and changed texts) are
+    /// recorded here; [`parquet_out::write_kept`] writes the file after the main pass.
+    Rows(KeptRows),
+}
+
 struct Writers {
-    kept: LineWriter,
+    kept: KeptSink,
     removed: LineWriter,
     errors: LineWriter,
     attributes: LineWriter,
 }
 
+/// Processes one input file. Kept documents of a Parquet input are written as Parquet when
+/// its text field is a top-level Utf8/LargeUtf8 column and the Arrow reader can read the
+/// file; otherwise as zstd JSON lines, with the reason in [`FileRecord::kept_note`]. (When
+/// the Arrow pass fails, the file is redone from the start in JSON-lines mode: the outcome
+/// depends on the input only, so resumed runs stay byte-identical.)
 #[allow(clippy::too_many_arguments)]
 fn process_file(
     engine: &Engine,
@@ -699,6 +720,40 @@ fn process_file(
     progress: &dyn Progress,
     prior_attrs: Option<&Path>,
 ) -> Result<FileRecord, CurateError> {
+    let (text_col, note) = match format {
+        Format::Parquet => match parquet_out::text_column(path, &cfg.reader.fields.text) {
+            Ok(i) => (Some(i), None),
+            Err(why) => (None, Some(format!("kept documents written as zstd JSON lines, not Parquet: {why}"))),
+        },
+        _ => (None, None),
+    };
+    match process_file_as(engine, cfg, out, path, name, format, progress, prior_attrs, text_col, note)? {
+        Ok(rec) => Ok(rec),
+        Err(why) => {
+            let note = Some(format!("kept documents written as zstd JSON lines, not Parquet: writing Parquet failed: {why}"));
+            match process_file_as(engine, cfg, out, path, name, format, progress, prior_attrs, None, note)? {
+                Ok(rec) => Ok(rec),
+                Err(why) => Err(CurateError::Format(why)),
+            }
+        }
+    }
+}
+
+/// [`process_file`] with the kept output decided: Parquet with the text in column
+/// `text_col`, or JSON lines. The inner error is a failure to write the kept Parquet file.
+#[allow(clippy::too_many_arguments)]
+fn process_file_as(
+    engine: &Engine,
+    cfg: &RunConfig,
+    out: &Path,
+    path: &Path,
+    name: &str,
+    format: Format,
+    progress: &dyn Progress,
+    prior_attrs: Option<&Path>,
+    text_col: Option<usize>,
+    mut note: Option<String>,
+) -> Result<Result<FileRecord, String>, CurateError> {
     let mut prior = match prior_attrs {
         Some(p) => Some(Prior { reader: crate::output::LineReader::open(p)?, path: p.to_path_buf(), batch: Vec::new() }),
         None => None,
@@ -710,7 +765,10 @@ fn process_file(
     }
     fs::create_dir_all(&part).map_err(|e| CurateError::io(&part, e))?;
     let outputs = FileOutputs {
-        kept: format!("kept/{name}.jsonl{}", kept_compression(format).suffix()),
+        kept: match text_col {
+            Some(_) => format!("kept/{name}.parquet"),
+            None => format!("kept/{name}.jsonl{}", kept_compression(format).suffix()),
+        },
         removed: format!("removed/{name}.jsonl.gz"),
         errors: format!("errors/{name}.jsonl"),
         attributes: format!("attributes/{name}.jsonl.gz"),
@@ -718,7 +776,10 @@ fn process_file(
     };
     let partial = |rel: &str| part.join(rel.replace('/', "_"));
     let mut w = Writers {
-        kept: LineWriter::create(&partial(&outputs.kept), kept_compression(format))?,
+        kept: match text_col {
+            Some(_) => KeptSink::Rows(KeptRows::default()),
+            None => KeptSink::Lines(LineWriter::create(&partial(&outputs.kept), kept_compression(format))?),
+        },
         removed: LineWriter::create(&partial(&outputs.removed), Compression::Gzip)?,
         errors: LineWriter::create(&partial(&outputs.errors), Compression::None)?,
         attributes: LineWriter::create(&partial(&outputs.attributes), Compression::Gzip)?,
@@ -737,6 +798,7 @@ fn process_file(
         errors: 0,
         text_bytes: 0,
         outputs: outputs.clone(),
+        kept_note: None,
         seconds: 0.0,
     };
     let io = |p: &Path| {
@@ -752,6 +814,8 @@ fn process_file(
                 "kind": "unreadable_file", "message": e.to_string(), "excerpt": "",
             });
             w.errors.line(line.to_string().as_bytes()).map_err(io(&part))?;
+            // Nothing is kept from an unreadable file: no reason to explain its kept format.
+            note = None;
             stats.observe_error("unreadable_file");
             rec.errors += 1;
         }
@@ -794,9 +858,20 @@ fn process_file(
             }
         }
     }
-    for lw in [w.kept, w.removed, w.errors, w.attributes] {
+    for lw in [w.removed, w.errors, w.attributes] {
         lw.finish().map_err(io(&part))?;
     }
+    match (w.kept, text_col) {
+        (KeptSink::Lines(lw), _) => lw.finish().map_err(io(&part))?,
+        (KeptSink::Rows(rows), Some(col)) => {
+            // The second, streaming pass over the input.
+            if let Err(why) = parquet_out::write_kept(path, &partial(&outputs.kept), col, &rows) {
+                return Ok(Err(why));
+            }
+        }
+        (KeptSink::Rows(_), None) => unreachable!("kept rows are recorded only with a text column"),
+    }
+    rec.kept_note = note;
     fs::write(partial(&outputs.stats), serde_json::to_string(&stats).unwrap()).map_err(io(&part))?;
     rec.sha256 = warden_corpus::sha256_file(path).map_err(|e| CurateError::Input(e.to_string()))?;
     for rel in [&outputs.kept, &outputs.removed, &outputs.errors, &outputs.attributes, &outputs.stats] {
@@ -809,7 +884,7 @@ fn process_file(
         serde_json::to_string_pretty(&rec).unwrap().as_bytes(),
     )?;
     progress.file_done(rec.bytes);
-    Ok(rec)
+    Ok(Ok(rec))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -840,15 +915,20 @@ fn flush(
                     (Some(t), Some(line)) => crate::output::splice_text(line, text_field, t),
                     _ => None,
                 };
-                match (&o.new_text, &d.line) {
-                    (None, Some(line)) => w.kept.line(line.as_bytes()).map_err(io)?,
-                    _ if spliced.is_some() => w.kept.line(spliced.as_deref().unwrap_or_default().as_bytes()).map_err(io)?,
-                    (new_text, _) => {
+                match (&mut w.kept, &o.new_text, &d.line) {
+                    // Parquet: remember the row (and its text when redaction or PII masking
+                    // changed it) for the second pass.
+                    (KeptSink::Rows(rows), new_text, _) => rows.push(d.location.line, new_text.as_deref()),
+                    (KeptSink::Lines(kept), None, Some(line)) => kept.line(line.as_bytes()).map_err(io)?,
+                    (KeptSink::Lines(kept), _, _) if spliced.is_some() => {
+                        kept.line(spliced.as_deref().unwrap_or_default().as_bytes()).map_err(io)?
+                    }
+                    (KeptSink::Lines(kept), new_text, _) => {
                         let mut raw = d.raw.clone();
                         if let Some(t) = new_text {
                             raw[text_field.as_str()] = serde_json::Value::String(t.clone());
                         }
-                        w.kept.line(serde_json::to_string(&raw).unwrap().as_bytes()).map_err(io)?;
+                        kept.line(serde_json::to_string(&raw).unwrap().as_bytes()).map_err(io)?;
                     }
                 }
                 if o.attrs.action == Action::Keep {

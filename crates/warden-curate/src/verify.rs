@@ -10,6 +10,9 @@
 //!     the record with the masked text);
 //!   * `redact`: the next kept record equals the input record except for its text, which is
 //!     the input text without the attributes' `redacted` spans (then PII-masked if enabled);
+//!   * a kept Parquet file is read like the input (rows rendered as JSON with the run's
+//!     reader options), and its next row must render as the input row does (with the
+//!     expected text where redaction or masking changed it);
 //!   * `drop`: the next removed record's `record` is the input record;
 //! * no output may have records left over, and the counts must match the manifest.
 //!
@@ -117,9 +120,24 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, CurateError> {
     Ok(report)
 }
 
+/// The kept output: JSON lines, or a Parquet file read row by row like an input.
+enum Kept {
+    Lines(LineReader),
+    Rows(Box<dyn Iterator<Item = Item> + Send>),
+}
+
+impl Kept {
+    fn has_more(&mut self) -> bool {
+        match self {
+            Kept::Lines(r) => matches!(r.next_line(), Ok(Some(_))),
+            Kept::Rows(it) => it.next().is_some(),
+        }
+    }
+}
+
 struct Streams {
     attrs: LineReader,
-    kept: LineReader,
+    kept: Kept,
     removed: LineReader,
     errors: LineReader,
 }
@@ -141,7 +159,12 @@ fn check_file_inner(dir: &Path, f: &FileRecord, opts: &ReaderOptions, masker: Op
     let open = |rel: &str| LineReader::open(&dir.join(rel)).map_err(|e| e.to_string());
     let mut s = Streams {
         attrs: open(&f.outputs.attributes)?,
-        kept: open(&f.outputs.kept)?,
+        kept: if f.outputs.kept.ends_with(".parquet") {
+            let p = dir.join(&f.outputs.kept);
+            Kept::Rows(warden_corpus::open(&p, opts).map_err(|e| format!("kept: {e}"))?)
+        } else {
+            Kept::Lines(open(&f.outputs.kept)?)
+        },
         removed: open(&f.outputs.removed)?,
         errors: open(&f.outputs.errors)?,
     };
@@ -193,10 +216,6 @@ fn check_file_inner(dir: &Path, f: &FileRecord, opts: &ReaderOptions, masker: Op
                         } else {
                             c.redacted += 1;
                         }
-                        let line = match s.kept.next_line() {
-                            Ok(Some(l)) => l.to_vec(),
-                            _ => return Err(format!("kept output ended before id {:?}", d.id)),
-                        };
                         let expected_text = {
                             let t = if a.action == Action::Redact { remove_spans(&d.text, &a.redacted) } else { d.text.clone() };
                             match masker {
@@ -205,6 +224,35 @@ fn check_file_inner(dir: &Path, f: &FileRecord, opts: &ReaderOptions, masker: Op
                             }
                         };
                         let verbatim = a.action == Action::Keep && expected_text == d.text;
+                        let line = match &mut s.kept {
+                            Kept::Lines(r) => match r.next_line() {
+                                Ok(Some(l)) => l.to_vec(),
+                                _ => return Err(format!("kept output ended before id {:?}", d.id)),
+                            },
+                            Kept::Rows(it) => {
+                                match it.next() {
+                                    Some(Item::Doc(k)) => {
+                                        let mut want = d.raw.clone();
+                                        if !verbatim {
+                                            want[opts.fields.text.as_str()] = Value::String(expected_text.clone());
+                                        }
+                                        if k.raw != want {
+                                            problem(c, format!(
+                                                "id {:?}: kept row {} is not the input row{}",
+                                                d.id,
+                                                k.location.line,
+                                                if verbatim { "" } else { " with only its text replaced by the input text minus the redacted spans" }
+                                            ));
+                                        }
+                                    }
+                                    Some(Item::Error(e)) => {
+                                        problem(c, format!("id {:?}: kept row {} is unreadable: {}", d.id, e.location.line, e.kind));
+                                    }
+                                    None => return Err(format!("kept output ended before id {:?}", d.id)),
+                                }
+                                continue;
+                            }
+                        };
                         let spliced = match (&d.line, verbatim) {
                             (Some(orig), false) => crate::output::splice_text(orig, &opts.fields.text, &expected_text),
                             _ => None,
@@ -256,9 +304,16 @@ fn check_file_inner(dir: &Path, f: &FileRecord, opts: &ReaderOptions, masker: Op
 }
 
 fn leftovers(s: &mut Streams) -> Result<(), String> {
-    for (name, r) in [("attributes", &mut s.attrs), ("kept", &mut s.kept), ("removed", &mut s.removed), ("errors", &mut s.errors)] {
+    let left = |name: &str| Err(format!("{name} output has records that match no input line"));
+    if let Ok(Some(_)) = s.attrs.next_line() {
+        return left("attributes");
+    }
+    if s.kept.has_more() {
+        return left("kept");
+    }
+    for (name, r) in [("removed", &mut s.removed), ("errors", &mut s.errors)] {
         if let Ok(Some(_)) = r.next_line() {
-            return Err(format!("{name} output has records that match no input line"));
+            return left(name);
         }
     }
     Ok(())
