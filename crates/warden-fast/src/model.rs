@@ -167,6 +167,7 @@ impl FastModel {
             let mut pending = std::mem::take(&mut cache.pending);
             let mut scratch = std::mem::take(&mut cache.scratch);
             let mut words = std::mem::take(&mut cache.words);
+            let mut uncached = std::mem::take(&mut cache.uncached);
             pending.clear();
             words.clear();
             let base = normalized.as_ptr() as usize;
@@ -175,7 +176,7 @@ impl FastModel {
                 let wh = Featurizer::word_hash(word);
                 cache.prefetch(wh);
                 let start = word.as_ptr() as usize - base;
-                words.push((start as u32, (start + word.len()) as u32, wh));
+                words.push((start, start + word.len(), wh));
                 if f.config().word_bigrams {
                     if let Some(p) = prev {
                         let i = f.bigram_bucket(p, wh);
@@ -188,10 +189,24 @@ impl FastModel {
                     prev = Some(wh);
                 }
             }
-            // Words are counted once per text through the cache's per-text stamp.
+            // Words are counted once per text through the cache's per-text stamp, so the
+            // cache is never emptied in the middle of a text.
+            cache.make_room(words.len());
             let text_stamp = cache.next_text();
             for &(start, end, wh) in &words {
-                let word = &normalized[start as usize..end as usize];
+                let word = &normalized[start..end];
+                if !cache.has_room() && !cache.contains(wh) {
+                    // One text with more distinct words than the cache holds: the rest of
+                    // its new words are scored without caching, counted through `seen`.
+                    uncached.clear();
+                    uncached.resize(c, 0.0);
+                    let count = f.for_each_word_feature(word, wh, |i| add_row(&mut uncached, &w[i as usize * c..i as usize * c + c]));
+                    if seen.first(wh) || !distinct {
+                        n += count;
+                        add_row(out, &uncached);
+                    }
+                    continue;
+                }
                 let (sums, count, first) = cache.get_or_insert(wh, text_stamp, |slot| {
                     scratch.clear();
                     let n = f.for_each_word_feature(word, wh, |i| {
@@ -214,6 +229,7 @@ impl FastModel {
             cache.pending = pending;
             cache.scratch = scratch;
             cache.words = words;
+            cache.uncached = uncached;
         }));
         let scale = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
         for (o, b) in out.iter_mut().zip(&self.manifest.bias) {
@@ -372,10 +388,12 @@ struct WordCache {
     /// Incremented per text; stamps tell whether a word already occurred in this text.
     text: u32,
     /// Reused buffers: the bigram rows of the current text, the feature rows of a word
-    /// being added, and the current text's words as (start, end, hash).
+    /// being added, the current text's words as (start, end, hash), and the sums of a word
+    /// scored without caching.
     pending: Vec<u32>,
     scratch: Vec<u32>,
-    words: Vec<(u32, u32, u64)>,
+    words: Vec<(usize, usize, u64)>,
+    uncached: Vec<f32>,
 }
 
 /// One cache line of the word cache: 16 `u32`s (the sums are stored as `f32` bits).
@@ -467,17 +485,35 @@ impl WordCache {
         }
     }
 
-    /// Makes room for one more word: doubles the table while it may grow, else empties it.
+    /// Whether one more word can be inserted (growing the table if needed).
+    #[inline]
+    fn has_room(&self) -> bool {
+        (self.len + 1) * 2 <= self.slots() || self.slots() < WORD_CACHE_MAX_SLOTS
+    }
+
+    #[inline]
+    fn contains(&self, h: u64) -> bool {
+        let key = Self::key(h);
+        Self::stored_key(self.slot(self.find(key))) == key
+    }
+
+    /// Before a text of `words` words: empties a full-sized table that may not hold them.
+    /// (Emptying between texts, never within one, keeps the per-text stamps meaningful.)
+    fn make_room(&mut self, words: usize) {
+        if self.slots() >= WORD_CACHE_MAX_SLOTS && (self.len + words) * 2 > self.slots() {
+            self.table.fill(Line([0; 16]));
+            self.len = 0;
+        }
+    }
+
+    /// Makes room for one more word by doubling the table if needed; the caller has checked
+    /// [`Self::has_room`].
     fn reserve_one(&mut self) {
         if (self.len + 1) * 2 <= self.slots() {
             return;
         }
         let slots = self.slots();
-        if slots >= WORD_CACHE_MAX_SLOTS {
-            self.table.fill(Line([0; 16]));
-            self.len = 0;
-            return;
-        }
+        assert!(slots < WORD_CACHE_MAX_SLOTS, "word cache is full");
         let old = std::mem::replace(&mut self.table, vec![Line([0; 16]); slots * 2 * self.lines]);
         let width = self.lines * 16;
         for i in 0..slots {
@@ -639,6 +675,17 @@ mod tests {
             assert!(cache.len * 2 <= cache.slots());
         });
         check_cached_equals_direct_on(&m, &[texts[0].as_str(), texts[1_499].as_str(), "w1x1 w1x1 w2x2"]);
+        // Texts that repeat their words, right after the cache is emptied between texts.
+        let repeated: Vec<String> = (0..3).map(|t| format!("{} {}", texts[t], texts[t])).collect();
+        check_cached_equals_direct_on(&m, &repeated.iter().map(String::as_str).collect::<Vec<_>>());
+        // One text with more distinct words than the cache holds, all of them twice. With
+        // every weight 1.0 the sums are exact integers, so the check is exact whatever the
+        // summation order: a word counted twice, or not at all, changes the result.
+        let ones = FastModel::from_parts(m.manifest.clone(), vec![1.0; m.weights.len()]);
+        let once: String = (0..150_000).map(|k| format!("h{k} ")).collect();
+        let huge = format!("{once}{once}");
+        check_cached_equals_direct_on(&ones, &[huge.as_str(), "h1 h1 h2", huge.as_str()]);
+        WORD_CACHE.with_borrow(|cache| assert!(cache.len * 2 <= cache.slots()));
     }
 
     fn check_cached_equals_direct(m: &FastModel) {
@@ -659,7 +706,8 @@ mod tests {
             m.logits_normalized(text, &mut cached);
             for k in 0..c {
                 let want = direct[k] * scale + 0.1;
-                assert!((cached[k] - want).abs() < 1e-4, "{text:?} {k}: {} vs {want}", cached[k]);
+                let shown: String = text.chars().take(60).collect();
+                assert!((cached[k] - want).abs() < 1e-4, "{shown:?} ({} bytes) {k}: {} vs {want}", text.len(), cached[k]);
             }
         }
     }
