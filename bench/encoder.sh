@@ -8,6 +8,8 @@
 #
 # Environment: THREADS (default 2), WARDEN_BENCH_SECS (seconds per measurement, default 3),
 # WARDEN_BENCH_VENV (a Python with numpy; default target/bench-venv, created if missing).
+# ORT=1 adds ONNX Runtime on the same shapes and threads after the Rust bench
+# (bench/ort_minilm.py, in ORT_VENV, default target/ort-venv, created if missing).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -32,4 +34,16 @@ for n in (384, 1024):
     rates.append(2 * a.shape[0] * n * b.shape[1] / dt / 1e9)
 print(f"sgemm (numpy {np.__version__}): {max(rates):.1f} GFLOP/s")
 PY
-RAYON_NUM_THREADS=$THREADS WARDEN_BENCH_ENCODER="$ENC" cargo bench -q -p warden-encoder --bench encoder 2>/dev/null
+if [ "${ORT:-0}" != 1 ]; then
+  RAYON_NUM_THREADS=$THREADS WARDEN_BENCH_ENCODER="$ENC" cargo bench -q -p warden-encoder --bench encoder 2>/dev/null
+  exit 0
+fi
+ORT_VENV=${ORT_VENV:-target/ort-venv}
+if ! "$ORT_VENV/bin/python" -c "import onnx, onnxruntime, numpy, safetensors" 2>/dev/null; then
+  python3 -m venv "$ORT_VENV" && "$ORT_VENV/bin/pip" install -q onnx onnxruntime numpy safetensors
+fi
+RUST_OUT=$(mktemp)
+trap 'rm -f "$RUST_OUT"' EXIT
+RAYON_NUM_THREADS=$THREADS WARDEN_BENCH_ENCODER="$ENC" cargo bench -q -p warden-encoder --bench encoder 2>/dev/null | tee "$RUST_OUT"
+echo
+THREADS=$THREADS OMP_NUM_THREADS=$THREADS "$ORT_VENV/bin/python" bench/ort_minilm.py "$ENC" --warden-table "$RUST_OUT"
