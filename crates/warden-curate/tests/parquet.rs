@@ -18,6 +18,9 @@ use warden_audit::{Action, DocAttributes};
 use warden_core::{Classifier, Scores, Taxonomy};
 use warden_curate::{CurationPolicy, Engine, NoProgress, RunConfig, RunSummary};
 
+mod common;
+use common::clean;
+
 // ---------------------------------------------------------------------------------------
 // Fixtures (the same fake model as tests/run.rs: marker words score 0.99)
 // ---------------------------------------------------------------------------------------
@@ -58,20 +61,6 @@ fn run(engine: &Engine, inputs: &[PathBuf], out: &Path, batch_docs: usize) -> Ru
     let mut cfg = RunConfig::new(inputs.to_vec(), out.to_path_buf());
     cfg.batch_docs = batch_docs;
     warden_curate::run(engine, &cfg, "test-policy", &NoProgress).expect("run")
-}
-
-/// Clean prose of exactly `n` bytes.
-fn clean(n: usize, seed: usize) -> String {
-    let words = ["the", "quiet", "garden", "grows", "tomatoes", "and", "beans", "under", "a", "warm", "summer", "sun", "while", "bees"];
-    let mut s = format!("paragraph {seed}:");
-    let mut i = seed;
-    while s.len() < n {
-        s.push(' ');
-        s.push_str(words[i % words.len()]);
-        i = (i * 7 + 3) % 1009;
-    }
-    s.truncate(n);
-    s
 }
 
 /// Six 300-byte paragraphs; paragraph `bad` carries `marker` (the document is redacted).

@@ -18,6 +18,9 @@ use warden_core::{Classifier, Scores, Taxonomy};
 use warden_curate::{CurateError, CurationPolicy, Engine, NoProgress, PlainSecondTier, RunConfig, RunSummary};
 use warden_rules::{Severity, Span};
 
+mod common;
+use common::clean;
+
 // ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
@@ -120,23 +123,6 @@ fn run_ok(engine: &Engine, inputs: &[PathBuf], out: &Path) -> RunSummary {
 /// A JSON string literal.
 fn js(s: &str) -> String {
     serde_json::to_string(s).unwrap()
-}
-
-/// Clean prose of exactly `n` bytes (no marker words, no rule terms, no identity terms).
-fn clean(n: usize, seed: usize) -> String {
-    let words = [
-        "the", "quiet", "garden", "grows", "tomatoes", "and", "beans", "under", "a", "warm", "summer", "sun", "while",
-        "bees", "visit", "every", "flower", "near", "old", "stone", "wall",
-    ];
-    let mut s = format!("paragraph {seed}:");
-    let mut i = seed;
-    while s.len() < n {
-        s.push(' ');
-        s.push_str(words[i % words.len()]);
-        i = (i * 7 + 3) % 1009;
-    }
-    s.truncate(n);
-    s
 }
 
 /// Six 300-byte paragraphs separated by `\n`; paragraph `bad` (if any) carries `marker`.

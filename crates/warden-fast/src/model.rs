@@ -181,7 +181,7 @@ impl FastModel {
                     if let Some(p) = prev {
                         let i = f.bigram_bucket(p, wh);
                         if seen.first(crate::features::BIGRAM_KEY ^ i as u64) {
-                            prefetch_row(w, i as usize * c);
+                            prefetch(w, i as usize * c);
                             pending.push(i);
                             n += 1;
                         }
@@ -210,7 +210,7 @@ impl FastModel {
                 let (sums, count, first) = cache.get_or_insert(wh, text_stamp, |slot| {
                     scratch.clear();
                     let n = f.for_each_word_feature(word, wh, |i| {
-                        prefetch_row(w, i as usize * c);
+                        prefetch(w, i as usize * c);
                         scratch.push(i);
                     });
                     for &i in &scratch {
@@ -401,6 +401,16 @@ struct WordCache {
 #[repr(C, align(64))]
 struct Line([u32; 16]);
 
+impl Line {
+    /// A run of lines as its `16 × lines.len()` words.
+    #[inline]
+    fn words(lines: &[Line]) -> &[u32] {
+        // SAFETY: `Line` is `repr(C)` around `[u32; 16]` (size 64, no padding), so a run
+        // of lines is a run of `16 × lines` initialised `u32`s.
+        unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<u32>(), lines.len() * 16) }
+    }
+}
+
 /// A slot holds key (2 × u32), count, stamp, then the sums.
 const SLOT_HEADER: usize = 4;
 /// The table starts small (a one-text `warden score` should not pay for 16 MB) and
@@ -438,16 +448,13 @@ impl WordCache {
 
     #[inline]
     fn slot(&self, i: usize) -> &[u32] {
-        let lines = &self.table[i * self.lines..(i + 1) * self.lines];
-        // SAFETY: `Line` is `repr(C)` around `[u32; 16]` (size 64, no padding), so a run
-        // of lines is a run of `16 × lines` initialised `u32`s.
-        unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<u32>(), lines.len() * 16) }
+        Line::words(&self.table[i * self.lines..(i + 1) * self.lines])
     }
 
     #[inline]
     fn slot_mut(&mut self, i: usize) -> &mut [u32] {
         let lines = &mut self.table[i * self.lines..(i + 1) * self.lines];
-        // SAFETY: as in `slot`.
+        // SAFETY: as in `Line::words`.
         unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u32>(), lines.len() * 16) }
     }
 
@@ -456,19 +463,10 @@ impl WordCache {
         slot[0] as u64 | (slot[1] as u64) << 32
     }
 
-    /// Starts loading the home slot of `h` (a hint; see [`prefetch_row`]).
+    /// Starts loading the home slot of `h` (a hint; see [`prefetch`]).
     #[inline(always)]
     fn prefetch(&self, h: u64) {
-        let i = self.home(Self::key(h)) * self.lines;
-        #[cfg(target_arch = "x86_64")]
-        if i < self.table.len() {
-            // SAFETY: a prefetch hint cannot fault; the pointer is in bounds.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.table.as_ptr().add(i).cast());
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        prefetch(&self.table, self.home(Self::key(h)) * self.lines);
     }
 
     /// Index of the slot holding `key`, or of the empty slot where it belongs.
@@ -506,25 +504,23 @@ impl WordCache {
         }
     }
 
-    /// Makes room for one more word by doubling the table if needed; the caller has checked
-    /// [`Self::has_room`].
-    fn reserve_one(&mut self) {
+    /// Makes room for one more word by doubling the table if needed (the caller has
+    /// checked [`Self::has_room`]); true when it grew, which moves every slot.
+    fn reserve_one(&mut self) -> bool {
         if (self.len + 1) * 2 <= self.slots() {
-            return;
+            return false;
         }
         let slots = self.slots();
         assert!(slots < WORD_CACHE_MAX_SLOTS, "word cache is full");
         let old = std::mem::replace(&mut self.table, vec![Line([0; 16]); slots * 2 * self.lines]);
-        let width = self.lines * 16;
-        for i in 0..slots {
-            // SAFETY: as in `slot`.
-            let src = unsafe { std::slice::from_raw_parts(old[i * self.lines..].as_ptr().cast::<u32>(), width) };
+        for src in old.chunks_exact(self.lines).map(Line::words) {
             let key = Self::stored_key(src);
             if key != 0 {
                 let j = self.find(key);
                 self.slot_mut(j).copy_from_slice(src);
             }
         }
+        true
     }
 
     fn next_text(&mut self) -> u32 {
@@ -552,8 +548,9 @@ impl WordCache {
             first = slot[3] != text;
             slot[3] = text;
         } else {
-            self.reserve_one();
-            i = self.find(key);
+            if self.reserve_one() {
+                i = self.find(key);
+            }
             let mut sums = [0.0f32; 16];
             let mut heap;
             let sums: &mut [f32] = if c <= 16 {
@@ -594,19 +591,20 @@ fn add_bits(acc: &mut [f32], row: &[u32]) {
     }
 }
 
-/// Asks the CPU to start loading the weight row at `w[at..]` (one cache line for eight
-/// categories) without waiting for it. A hint only: it never faults and changes no result.
+/// Asks the CPU to start loading `v[at]` (a weight row, a cache slot: one cache line)
+/// without waiting for it. A hint only: it never faults, ignores an index out of range and
+/// changes no result.
 #[inline(always)]
-fn prefetch_row(w: &[f32], at: usize) {
+fn prefetch<T>(v: &[T], at: usize) {
     #[cfg(target_arch = "x86_64")]
-    if at < w.len() {
+    if at < v.len() {
         // SAFETY: `_mm_prefetch` is a hint that cannot fault; the pointer is in bounds.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(w.as_ptr().add(at).cast());
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(v.as_ptr().add(at).cast());
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (w, at);
+    let _ = (v, at);
 }
 
 thread_local! {
