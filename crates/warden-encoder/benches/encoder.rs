@@ -7,6 +7,9 @@
 
 use std::time::Instant;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use warden_encoder::bert::{BertModel, Mode};

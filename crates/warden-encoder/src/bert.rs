@@ -25,6 +25,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
 use candle_nn::VarBuilder;
 
 use crate::config::BertConfig;
+use crate::kernels;
 
 /// How the forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -274,22 +275,43 @@ impl BertModel {
         };
         // [b, l, 3, h, dh] -> [3, b, h, l, dh]
         let qkv = qkv.reshape((b, l, 3, h, dh))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-        let q = (qkv.get(0)? * (1.0 / (dh as f64).sqrt()))?;
+        // Inference on CPU fuses the element-wise steps into one pass each (scale with mask
+        // and softmax, bias with GELU, bias with residual and LayerNorm); see `kernels`.
+        let fused = !mode.differentiable() && kernels::applicable(x);
+        let scale = 1.0 / (dh as f64).sqrt();
         let k = qkv.get(1)?;
         let v = qkv.get(2)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = if mode.differentiable() {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
+        let probs = if fused {
+            kernels::masked_softmax(&qkv.get(0)?.matmul(&k.t()?)?, bias, scale as f32)?
         } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
+            let scores = (qkv.get(0)? * scale)?.matmul(&k.t()?)?.broadcast_add(bias)?;
+            if mode.differentiable() {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            }
         };
         let probs = dropout(&probs, attn_p)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * l, d))?;
-        let attn = dropout(&layer.attn_out.forward2d(&ctx)?, hidden_p)?;
-        let x2 = layer.attn_norm.forward(&(attn + &x2)?, mode)?;
-        let inter = activation(&layer.intermediate.forward2d(&x2)?, &self.config.hidden_act)?;
-        let out = dropout(&layer.output.forward2d(&inter)?, hidden_p)?;
-        let y = layer.out_norm.forward(&(out + &x2)?, mode)?;
+        let x2 = if fused {
+            let (o, n) = (&layer.attn_out, &layer.attn_norm);
+            kernels::bias_residual_norm(&ctx.matmul(&o.weight.t()?)?, &o.bias, &x2, &n.weight, &n.bias, n.eps)?
+        } else {
+            let attn = dropout(&layer.attn_out.forward2d(&ctx)?, hidden_p)?;
+            layer.attn_norm.forward(&(attn + &x2)?, mode)?
+        };
+        let inter = if fused && self.config.hidden_act == "gelu" {
+            kernels::bias_gelu(&x2.matmul(&layer.intermediate.weight.t()?)?, &layer.intermediate.bias)?
+        } else {
+            activation(&layer.intermediate.forward2d(&x2)?, &self.config.hidden_act)?
+        };
+        let y = if fused {
+            let (o, n) = (&layer.output, &layer.out_norm);
+            kernels::bias_residual_norm(&inter.matmul(&o.weight.t()?)?, &o.bias, &x2, &n.weight, &n.bias, n.eps)?
+        } else {
+            let out = dropout(&layer.output.forward2d(&inter)?, hidden_p)?;
+            layer.out_norm.forward(&(out + &x2)?, mode)?
+        };
         y.reshape((b, l, d))
     }
 

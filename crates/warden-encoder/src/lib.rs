@@ -21,6 +21,7 @@ pub mod cache;
 pub mod config;
 pub mod encoder;
 pub mod fetch;
+pub mod kernels;
 pub mod testing;
 pub mod tokenize;
 
