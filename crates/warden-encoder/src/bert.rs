@@ -11,9 +11,10 @@
 //!   `tests/bert.rs` checks that every trainable tensor gets a non-zero
 //!   gradient.
 //! * **Speed.** Inference fuses the query/key/value projections into one
-//!   matrix multiply, scales queries before the score product and keeps the
-//!   fused LayerNorm/softmax kernels. `benches/encoder.rs` measures it against
-//!   the stock model and the machine's sgemm rate.
+//!   matrix multiply and, on CPU, runs attention and the element-wise steps
+//!   through [`crate::kernels`] (one pass each instead of several candle ops).
+//!   `benches/encoder.rs` measures it against the stock model, the machine's
+//!   sgemm rate and (through `bench/encoder.sh`) ONNX Runtime.
 //!
 //! In [`Mode::Infer`] the output equals candle-transformers' to 1e-5 on every
 //! non-padding position (`tests/bert.rs`).
@@ -279,20 +280,19 @@ impl BertModel {
         // and softmax, bias with GELU, bias with residual and LayerNorm); see `kernels`.
         let fused = !mode.differentiable() && kernels::applicable(x);
         let scale = 1.0 / (dh as f64).sqrt();
-        let k = qkv.get(1)?;
-        let v = qkv.get(2)?;
-        let probs = if fused {
-            kernels::masked_softmax(&qkv.get(0)?.matmul(&k.t()?)?, bias, scale as f32)?
+        let ctx = if fused {
+            kernels::attention(&qkv, bias, scale as f32)?
         } else {
+            let (k, v) = (qkv.get(1)?, qkv.get(2)?);
             let scores = (qkv.get(0)? * scale)?.matmul(&k.t()?)?.broadcast_add(bias)?;
-            if mode.differentiable() {
+            let probs = if mode.differentiable() {
                 candle_nn::ops::softmax(&scores, D::Minus1)?
             } else {
                 candle_nn::ops::softmax_last_dim(&scores)?
-            }
+            };
+            let probs = dropout(&probs, attn_p)?;
+            probs.matmul(&v)?.transpose(1, 2)?.reshape((b * l, d))?
         };
-        let probs = dropout(&probs, attn_p)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * l, d))?;
         let x2 = if fused {
             let (o, n) = (&layer.attn_out, &layer.attn_norm);
             kernels::bias_residual_norm(&ctx.matmul(&o.weight.t()?)?, &o.bias, &x2, &n.weight, &n.bias, n.eps)?

@@ -7,7 +7,10 @@
 //! branch-free polynomial `exp`/`erf` that the compiler vectorises:
 //!
 //! * [`bias_gelu`]: `gelu(x + bias)` row by row (the FFN's first projection).
-//! * [`masked_softmax`]: `softmax(scale · scores + mask)` over the last axis (attention).
+//! * [`attention`]: all of scaled-dot-product attention per (text, head) — scores, mask,
+//!   softmax and the weighted sum of values — writing the context straight into the
+//!   `[b·l, h·dh]` layout the output projection reads, with the `[l, l]` scores in a
+//!   per-task scratch buffer instead of a `[b, h, l, l]` tensor.
 //! * [`bias_residual_norm`]: `LayerNorm(x + bias + residual)` (after each output projection).
 //!
 //! They run only in [`crate::Mode::Infer`] on contiguous `f32` CPU tensors and record no
@@ -195,32 +198,6 @@ impl CustomOp2 for BiasGelu {
     }
 }
 
-struct MaskedSoftmax {
-    scale: f32,
-}
-
-impl CustomOp2 for MaskedSoftmax {
-    fn name(&self) -> &'static str {
-        "warden-masked-softmax"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let scores = contiguous_f32(s1, l1, "masked_softmax")?;
-        let mask = contiguous_f32(s2, l2, "masked_softmax mask")?;
-        let (b, h, q, k) = l1.shape().dims4()?;
-        if l2.dims() != [b, 1, 1, k] {
-            candle_core::bail!("masked_softmax: mask {:?} does not match scores {:?}", l2.dims(), l1.dims());
-        }
-        let mut out = vec![0f32; scores.len()];
-        // One task per (batch row, head): every row of it shares the batch row's mask.
-        out.par_chunks_mut(q * k).zip(scores.par_chunks(q * k)).enumerate().for_each(|(i, (o, s))| {
-            let m = &mask[(i / h) * k..(i / h + 1) * k];
-            softmax_rows(s, m, self.scale, o);
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
 /// The per-feature vectors of [`bias_residual_norm`], read out of their tensors once per
 /// call (a few kilobytes).
 struct NormParams {
@@ -251,20 +228,94 @@ impl CustomOp2 for NormParams {
     }
 }
 
+struct Attention {
+    scale: f32,
+}
+
+/// A raw pointer that rayon tasks may share because each writes a disjoint region.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: see `Attention::cpu_fwd`: the regions written through it never overlap.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    // A method, so that closures capture the whole `SendPtr` rather than its raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl CustomOp2 for Attention {
+    fn name(&self) -> &'static str {
+        "warden-attention"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = contiguous_f32(s1, l1, "attention")?;
+        let mask = contiguous_f32(s2, l2, "attention mask")?;
+        let dims = l1.dims();
+        let [three, b, h, l, dh] = dims else { candle_core::bail!("attention: qkv must be [3, b, h, l, dh], got {dims:?}") };
+        let (b, h, l, dh) = (*b, *h, *l, *dh);
+        if *three != 3 || l2.dims() != [b, 1, 1, l] {
+            candle_core::bail!("attention: qkv {dims:?} and mask {:?} disagree", l2.dims());
+        }
+        let width = h * dh;
+        let mut out = vec![0f32; b * l * width];
+        let dst = SendPtr(out.as_mut_ptr());
+        let block = l * dh;
+        (0..b * h).into_par_iter().for_each_init(
+            || (vec![0f32; l * l], vec![0f32; l * l]),
+            |(scores, probs), i| {
+                let (bi, hi) = (i / h, i % h);
+                let q = &qkv[i * block..][..block];
+                let k = &qkv[(b * h + i) * block..][..block];
+                let v = &qkv[(2 * b * h + i) * block..][..block];
+                // SAFETY: the slices are in bounds (checked shapes above); scores is l x l
+                // row-major; kᵀ is read through its strides. The context block of (bi, hi)
+                // is rows bi·l .. bi·l+l, columns hi·dh .. hi·dh+dh of `out`, disjoint
+                // from every other task's, and `out` outlives the loop.
+                unsafe {
+                    gemm::gemm(
+                        l, l, dh,
+                        scores.as_mut_ptr(), 1, l as isize, false,
+                        q.as_ptr(), 1, dh as isize,
+                        k.as_ptr(), dh as isize, 1,
+                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    );
+                }
+                softmax_rows(scores, &mask[bi * l..][..l], self.scale, probs);
+                unsafe {
+                    let ctx = dst.get().add(bi * l * width + hi * dh);
+                    gemm::gemm(
+                        l, dh, l,
+                        ctx, 1, width as isize, false,
+                        probs.as_ptr(), 1, l as isize,
+                        v.as_ptr(), 1, dh as isize,
+                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from_dims(&[b * l, width])))
+    }
+}
+
 /// Whether the fused kernels can take `t` (CPU, f32).
 pub fn applicable(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
 
+/// Scaled-dot-product attention for `qkv` `[3, b, h, l, dh]` and an additive `mask`
+/// `[b, 1, 1, l]`: `softmax(scale · q·kᵀ + mask) · v` per (text, head), returned as
+/// `[b·l, h·dh]` (heads side by side, as the output projection wants them).
+pub fn attention(qkv: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
+    qkv.contiguous()?.apply_op2_no_bwd(&mask.contiguous()?, &Attention { scale })
+}
+
 /// `gelu_erf(x + bias)` for `x` `[.., d]` and `bias` `[d]`, both contiguous f32 on CPU.
 pub fn bias_gelu(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &BiasGelu)
-}
-
-/// `softmax(scale · scores + mask)` over the last axis, for `scores` `[b, h, q, k]` and an
-/// additive `mask` `[b, 1, 1, k]`.
-pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f32) -> Result<Tensor> {
-    scores.contiguous()?.apply_op2_no_bwd(&mask.contiguous()?, &MaskedSoftmax { scale })
 }
 
 /// `LayerNorm(x + bias + residual)` over the last axis, with LayerNorm's `gamma`, `beta`
@@ -337,11 +388,15 @@ mod tests {
         let mask: Vec<f32> = (0..21).map(|i| if i % 7 >= 5 - i / 7 { f32::MIN } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, (3, 1, 1, 7), &dev)?;
         let want = candle_nn::ops::softmax_last_dim(&(scores.clone() * 0.25)?.broadcast_add(&mask)?)?;
-        let got = masked_softmax(&scores, &mask, 0.25)?;
+        let (src, m) = (scores.flatten_all()?.to_vec1::<f32>()?, mask.flatten_all()?.to_vec1::<f32>()?);
+        let mut flat = vec![0f32; src.len()];
+        for (i, (s, d)) in src.chunks(5 * 7).zip(flat.chunks_mut(5 * 7)).enumerate() {
+            softmax_rows(s, &m[(i / 4) * 7..][..7], 0.25, d);
+        }
+        let got = Tensor::from_vec(flat.clone(), (3, 4, 5, 7), &dev)?;
         let diff = (want - &got)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        assert!(diff < 1e-6, "masked_softmax differs by {diff}");
-        // Padding gets no weight, and rows sum to one.
-        let flat = got.flatten_all()?.to_vec1::<f32>()?;
+        assert!(diff < 1e-6, "softmax_rows differs by {diff}");
+        // Padding gets exactly no weight, and rows sum to one.
         for (r, row) in flat.chunks(7).enumerate() {
             let batch = r / 20;
             let s: f32 = row.iter().sum();
@@ -350,6 +405,28 @@ mod tests {
                 if j >= 5 - batch {
                     assert_eq!(*p, 0.0, "padding position {j} of batch {batch} got weight");
                 }
+            }
+        }
+        // Whole attention: [3, b=3, h=4, l=7, dh=5] against the unfused ops.
+        let qkv = Tensor::randn(0f32, 1.0, (3, 3, 4, 7, 5), &dev)?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let p = candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * 0.25)?.broadcast_add(&mask)?)?;
+        let want = p.matmul(&v)?.transpose(1, 2)?.reshape((21, 20))?;
+        let got_ctx = attention(&qkv, &mask, 0.25)?;
+        assert_eq!(got_ctx.dims(), &[21, 20]);
+        let diff = (want - got_ctx)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "attention differs by {diff}");
+        // What sits at padded key positions cannot change the context of any text.
+        let noise = Tensor::randn(0f32, 5.0, (3, 3, 4, 7, 5), &dev)?;
+        let keep: Vec<f32> = (0..3 * 3 * 4 * 7 * 5).map(|i| ((i / 5) % 7 < 5 - (i / (4 * 7 * 5)) % 3) as u8 as f32).collect();
+        let keep = Tensor::from_vec(keep, (3, 3, 4, 7, 5), &dev)?;
+        let other = ((&qkv * &keep)? + (noise * (1.0 - &keep)?)?)?;
+        let a = attention(&qkv, &mask, 0.25)?.flatten_all()?.to_vec1::<f32>()?;
+        let b = attention(&other, &mask, 0.25)?.flatten_all()?.to_vec1::<f32>()?;
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            let (text, token) = (i / (7 * 20), (i / 20) % 7);
+            if token < 5 - text {
+                assert!((x - y).abs() < 1e-6, "text {text} token {token}: padding changed the context");
             }
         }
         Ok(())
