@@ -86,6 +86,12 @@ pub struct TrainArgs {
     /// Model name recorded in the manifest and reported by `warden eval` (default: warden-<tier>).
     #[arg(long)]
     pub name: Option<String>,
+    /// Treat a source's labels for a category as unknown when that source has positives and
+    /// no negatives for it (in train), so no head learns a source's style as the category.
+    /// Helps the encoder tier a lot and hurts the fast tier's violence head
+    /// (docs/encoder-tier.md); the dropped pairs are listed in the manifest.
+    #[arg(long)]
+    pub positive_only_as_unknown: bool,
     #[command(flatten)]
     pub encoder: crate::cmd_train_encoder::EncoderTrainArgs,
 }
@@ -301,6 +307,26 @@ fn decontaminate_prepared(train: &mut Vec<Record>, dev: &mut Vec<Record>) -> Res
 /// Train and dev rows, a JSON description of where they came from (hashes, sources,
 /// licences, drop counts), and the data datasheet in Markdown.
 pub(crate) fn load_training_data(
+    a: &TrainArgs,
+    taxonomy: &Taxonomy,
+) -> Result<(Vec<Record>, Vec<Record>, serde_json::Value, String)> {
+    let (mut train, mut dev, mut info, mut sheet) = load_training_data_as_is(a, taxonomy)?;
+    if a.positive_only_as_unknown {
+        let which = warden_data::positive_only_labels(&train);
+        let cleared = warden_data::clear_labels(&mut train, &which) + warden_data::clear_labels(&mut dev, &which);
+        let pairs: Vec<String> = which.iter().map(|(s, c)| format!("{s}:{}", taxonomy.categories()[*c].code)).collect();
+        info["positive_only_as_unknown"] = json!({"pairs": pairs, "labels_cleared": cleared});
+        sheet.push_str(&format!(
+            "\nWith `--positive-only-as-unknown`: {cleared} labels of these positive-only source:category pairs were \
+             treated as unknown: {}.\n",
+            pairs.join(", ")
+        ));
+        eprintln!("warden train: --positive-only-as-unknown cleared {cleared} labels ({})", pairs.join(", "));
+    }
+    Ok((train, dev, info, sheet))
+}
+
+fn load_training_data_as_is(
     a: &TrainArgs,
     taxonomy: &Taxonomy,
 ) -> Result<(Vec<Record>, Vec<Record>, serde_json::Value, String)> {

@@ -65,6 +65,30 @@ pub struct EncoderTrainArgs {
     /// narrowest band whose dev `any` AUPRC is within 0.005 of always escalating.
     #[arg(long)]
     pub band: Option<String>,
+    /// Cascade: how escalated texts combine the two tiers. `mean:W`: the fixed mean
+    /// (1-W)·fast + W·encoder, nothing fitted; `fitted`: a per-category logistic regression
+    /// on dev. The mean wins both out of fold on the moderation set and on dev
+    /// (docs/encoder-tier.md).
+    #[arg(long, default_value = "mean:0.5", value_parser = parse_combine)]
+    pub combine: Combine,
+}
+
+/// `--combine`: fitted per category on dev, or a fixed mean with this encoder weight.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Combine {
+    Fitted,
+    Mean(f32),
+}
+
+fn parse_combine(s: &str) -> Result<Combine, String> {
+    if s == "fitted" {
+        return Ok(Combine::Fitted);
+    }
+    let w = s.strip_prefix("mean:").ok_or("expected `fitted` or `mean:W` (W in [0, 1])")?;
+    match w.parse::<f32>() {
+        Ok(w) if (0.0..=1.0).contains(&w) => Ok(Combine::Mean(w)),
+        _ => Err(format!("{w:?}: the encoder weight must be a number in [0, 1]")),
+    }
 }
 
 fn parse_pooling(s: &str) -> Result<Pooling, String> {
@@ -402,6 +426,9 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     };
     let combiner: Vec<Combiner> = (0..taxonomy.len())
         .map(|c| {
+            if let Combine::Mean(w) = e.combine {
+                return Combiner::mean(w);
+            }
             let rows: Vec<(f32, f32, f32)> = dev
                 .iter()
                 .enumerate()

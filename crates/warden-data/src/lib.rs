@@ -20,6 +20,7 @@ mod build;
 mod datasheet;
 mod decontam;
 mod expr;
+mod hygiene;
 mod io;
 mod load;
 mod read;
@@ -32,6 +33,7 @@ pub use build::{
 };
 pub use datasheet::datasheet_markdown;
 pub use decontam::{decontam_normalize, py_is_word, py_isspace, text_hash, Decontaminator};
+pub use hygiene::{clear_labels, positive_only_labels};
 pub use io::{jsonl_sha256, read_jsonl, write_build, write_jsonl, BuildOutputs};
 pub use load::{load_dataset, LoadedDataset};
 pub use read::open_maybe_gz;

@@ -9,21 +9,36 @@ use warden_fast::FastModel;
 use crate::model::EncoderClassifier;
 use crate::HeadsError;
 
-pub const CASCADE_FORMAT_VERSION: u32 = 1;
+/// Format 2 added [`CombineMode`]; format 1 manifests (logistic only) still load.
+pub const CASCADE_FORMAT_VERSION: u32 = 2;
 pub const CASCADE_KIND: &str = "cascade";
 
-/// `p = sigmoid(fast · logit(p_fast) + encoder · logit(p_encoder) + bias)`.
+/// How a [`Combiner`] mixes the two tiers' probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CombineMode {
+    /// `sigmoid(fast · logit(p_fast) + encoder · logit(p_encoder) + bias)`, fitted on dev.
+    #[default]
+    Logistic,
+    /// `fast · p_fast + encoder · p_encoder` with fixed weights (`bias` unused). Nothing is
+    /// fitted, so it cannot overfit a dev split that is mostly other domains.
+    Mean,
+}
+
+/// One category's combination of the fast and encoder probabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Combiner {
     pub fast: f32,
     pub encoder: f32,
     pub bias: f32,
+    #[serde(default)]
+    pub mode: CombineMode,
 }
 
 impl Default for Combiner {
     /// Trust the encoder alone.
     fn default() -> Self {
-        Combiner { fast: 0.0, encoder: 1.0, bias: 0.0 }
+        Combiner { fast: 0.0, encoder: 1.0, bias: 0.0, mode: CombineMode::Logistic }
     }
 }
 
@@ -38,7 +53,16 @@ fn sigmoid(x: f32) -> f32 {
 
 impl Combiner {
     pub fn apply(&self, p_fast: f32, p_encoder: f32) -> f32 {
-        sigmoid(self.fast * logit(p_fast) + self.encoder * logit(p_encoder) + self.bias)
+        match self.mode {
+            CombineMode::Logistic => sigmoid(self.fast * logit(p_fast) + self.encoder * logit(p_encoder) + self.bias),
+            CombineMode::Mean => (self.fast * p_fast + self.encoder * p_encoder).clamp(0.0, 1.0),
+        }
+    }
+
+    /// The fixed mean `(1 - w) · p_fast + w · p_encoder`.
+    pub fn mean(encoder_weight: f32) -> Self {
+        let w = encoder_weight.clamp(0.0, 1.0);
+        Combiner { fast: 1.0 - w, encoder: w, bias: 0.0, mode: CombineMode::Mean }
     }
 
     /// Logistic regression on `(p_fast, p_encoder, target)` by Newton's
@@ -50,15 +74,28 @@ impl Combiner {
             return Combiner::default();
         }
         let ridge = 1e-3 * rows.len() as f64;
+        let xs: Vec<([f64; 3], f64)> = rows.iter().map(|&(pf, pe, t)| ([logit(pf) as f64, logit(pe) as f64, 1.0], t as f64)).collect();
+        // Penalised negative log-likelihood, for the line search.
+        let loss = |w: &[f64; 3]| -> f64 {
+            let nll: f64 = xs
+                .iter()
+                .map(|(x, t)| {
+                    let z = w[0] * x[0] + w[1] * x[1] + w[2] * x[2];
+                    // log(1 + e^z) - t·z, computed stably
+                    z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z
+                })
+                .sum();
+            nll + 0.5 * ridge * (w[0] * w[0] + w[1] * w[1])
+        };
         let mut w = [0.0f64, 1.0, 0.0];
+        let mut current = loss(&w);
         for _ in 0..50 {
             let mut g = [0.0f64; 3];
             let mut h = [[0.0f64; 3]; 3];
-            for &(pf, pe, t) in rows {
-                let x = [logit(pf) as f64, logit(pe) as f64, 1.0];
+            for (x, t) in &xs {
                 let z = w[0] * x[0] + w[1] * x[1] + w[2];
                 let p = 1.0 / (1.0 + (-z).exp());
-                let d = p - t as f64;
+                let d = p - t;
                 let s = (p * (1.0 - p)).max(1e-12);
                 for i in 0..3 {
                     g[i] += d * x[i];
@@ -73,17 +110,31 @@ impl Combiner {
             }
             h[2][2] += 1e-9;
             let Some(step) = solve3(h, g) else { break };
-            for i in 0..3 {
-                w[i] -= step[i];
+            // Damped Newton: halve the step until the loss goes down. A plain Newton step
+            // on (nearly) separable rows can overshoot to absurd weights.
+            let mut scale = 1.0;
+            let mut accepted = None;
+            for _ in 0..40 {
+                let trial = [w[0] - scale * step[0], w[1] - scale * step[1], w[2] - scale * step[2]];
+                let l = loss(&trial);
+                if l.is_finite() && l <= current {
+                    accepted = Some((trial, l));
+                    break;
+                }
+                scale *= 0.5;
             }
-            if step.iter().map(|s| s.abs()).sum::<f64>() < 1e-9 {
+            let Some((trial, l)) = accepted else { break };
+            let moved: f64 = (0..3).map(|i| (trial[i] - w[i]).abs()).sum();
+            w = trial;
+            current = l;
+            if moved < 1e-9 {
                 break;
             }
         }
         if w.iter().any(|v| !v.is_finite()) {
             return Combiner::default();
         }
-        Combiner { fast: w[0] as f32, encoder: w[1] as f32, bias: w[2] as f32 }
+        Combiner { fast: w[0] as f32, encoder: w[1] as f32, bias: w[2] as f32, mode: CombineMode::Logistic }
     }
 }
 
@@ -144,9 +195,9 @@ pub struct CascadeManifest {
 
 impl CascadeManifest {
     pub fn validate(&self) -> Result<(), HeadsError> {
-        if self.kind != CASCADE_KIND || self.format_version != CASCADE_FORMAT_VERSION {
+        if self.kind != CASCADE_KIND || !(1..=CASCADE_FORMAT_VERSION).contains(&self.format_version) {
             return Err(HeadsError::Format(format!(
-                "not a cascade manifest of format {CASCADE_FORMAT_VERSION} (kind {:?}, format {})",
+                "not a cascade manifest of format 1 to {CASCADE_FORMAT_VERSION} (kind {:?}, format {})",
                 self.kind, self.format_version
             )));
         }
@@ -244,9 +295,40 @@ mod tests {
     }
 
     #[test]
+    fn separable_rows_do_not_send_the_weights_to_infinity() {
+        // The encoder separates the classes perfectly; a plain Newton step overshoots.
+        let mut rows = Vec::new();
+        for i in 0..400 {
+            let y = (i % 4 == 0) as u8 as f32;
+            let pe = if y > 0.5 { 0.9 + 0.0002 * (i % 50) as f32 } else { 0.02 + 0.0004 * (i % 90) as f32 };
+            let pf = 0.3 + 0.001 * (i % 300) as f32;
+            rows.push((pf, pe, y));
+        }
+        let c = Combiner::fit(&rows);
+        assert!(c.fast.is_finite() && c.encoder.is_finite() && c.bias.is_finite(), "{c:?}");
+        assert!(c.fast.abs() < 100.0 && c.encoder.abs() < 100.0 && c.bias.abs() < 1000.0, "{c:?}");
+        // And it still ranks by the encoder.
+        assert!(c.apply(0.5, 0.95) > c.apply(0.5, 0.05), "{c:?}");
+    }
+
+    #[test]
     fn one_class_falls_back_to_the_encoder() {
         let rows = vec![(0.2, 0.3, 0.0); 10];
         assert_eq!(Combiner::fit(&rows), Combiner::default());
+    }
+
+    #[test]
+    fn mean_mode_and_format_1_manifests() {
+        let c = Combiner::mean(0.25);
+        assert!((c.apply(0.8, 0.4) - 0.7).abs() < 1e-6);
+        assert_eq!(Combiner::mean(7.0).apply(0.8, 0.4), 0.4);
+        // A format-1 combiner has no mode: it reads as logistic and scores as before.
+        let old: Combiner = serde_json::from_str(r#"{"fast": 0.5, "encoder": 1.0, "bias": -0.2}"#).unwrap();
+        assert_eq!(old.mode, CombineMode::Logistic);
+        let want = sigmoid(0.5 * logit(0.3) + logit(0.6) - 0.2);
+        assert!((old.apply(0.3, 0.6) - want).abs() < 1e-6);
+        let json = serde_json::to_value(c).unwrap();
+        assert_eq!(json["mode"], "mean");
     }
 
     #[test]
