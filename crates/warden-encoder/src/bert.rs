@@ -106,6 +106,17 @@ impl LayerNorm {
     }
 }
 
+/// `LayerNorm(dropout(x·Wᵀ + b) + residual)`: the step after attention and after the FFN,
+/// one fused kernel pass when `fused`.
+fn project_add_norm(lin: &Linear, norm: &LayerNorm, x: &Tensor, residual: &Tensor, fused: bool, mode: Mode, hidden_p: f32) -> Result<Tensor> {
+    if fused {
+        kernels::bias_residual_norm(&x.matmul(&lin.weight.t()?)?, &lin.bias, residual, &norm.weight, &norm.bias, norm.eps)
+    } else {
+        let out = dropout(&lin.forward2d(x)?, hidden_p)?;
+        norm.forward(&(out + residual)?, mode)
+    }
+}
+
 fn dropout(x: &Tensor, p: f32) -> Result<Tensor> {
     if p > 0.0 {
         candle_nn::ops::dropout(x, p)
@@ -293,25 +304,13 @@ impl BertModel {
             let probs = dropout(&probs, attn_p)?;
             probs.matmul(&v)?.transpose(1, 2)?.reshape((b * l, d))?
         };
-        let x2 = if fused {
-            let (o, n) = (&layer.attn_out, &layer.attn_norm);
-            kernels::bias_residual_norm(&ctx.matmul(&o.weight.t()?)?, &o.bias, &x2, &n.weight, &n.bias, n.eps)?
-        } else {
-            let attn = dropout(&layer.attn_out.forward2d(&ctx)?, hidden_p)?;
-            layer.attn_norm.forward(&(attn + &x2)?, mode)?
-        };
+        let x2 = project_add_norm(&layer.attn_out, &layer.attn_norm, &ctx, &x2, fused, mode, hidden_p)?;
         let inter = if fused && self.config.hidden_act == "gelu" {
             kernels::bias_gelu(&x2.matmul(&layer.intermediate.weight.t()?)?, &layer.intermediate.bias)?
         } else {
             activation(&layer.intermediate.forward2d(&x2)?, &self.config.hidden_act)?
         };
-        let y = if fused {
-            let (o, n) = (&layer.output, &layer.out_norm);
-            kernels::bias_residual_norm(&inter.matmul(&o.weight.t()?)?, &o.bias, &x2, &n.weight, &n.bias, n.eps)?
-        } else {
-            let out = dropout(&layer.output.forward2d(&inter)?, hidden_p)?;
-            layer.out_norm.forward(&(out + &x2)?, mode)?
-        };
+        let y = project_add_norm(&layer.output, &layer.out_norm, &inter, &x2, fused, mode, hidden_p)?;
         y.reshape((b, l, d))
     }
 
