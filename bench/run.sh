@@ -59,6 +59,7 @@ mkdir -p "$SCRATCH/data" "$LOG"
 : > "$RESULTS"
 : > "$META"
 unset WARDEN_MODEL  # the default model must be the embedded one, not the caller's
+export WARDEN_TIER=fast  # this benchmark measures the fast tier (bench/encoder.sh the encoder)
 
 say() { echo "bench: $*" >&2; }
 meta() { printf '%s\t%s\n' "$1" "$2" >> "$META"; }

@@ -56,8 +56,9 @@ pub struct RunArgs {
     /// Curation policy TOML (default: the built-in policies/curate/default.toml).
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Fast-tier model directory (default: $WARDEN_MODEL, else the embedded model). A
-    /// cascade directory supplies both the fast tier and the second tier.
+    /// Fast-tier model directory (default: $WARDEN_MODEL, else the embedded fast tier,
+    /// even where the binary embeds a cascade). A cascade directory supplies both the fast
+    /// tier and the second tier.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Second tier for the uncertain band: an encoder-tier or cascade model directory.
@@ -228,7 +229,9 @@ fn load_models(model: Option<&Path>, taxonomy: &Taxonomy) -> Result<Models> {
             return Ok((Some(Arc::new(CascadeFast(c.clone()))), Some(Arc::new(CascadeSecond(c))), origin));
         }
     }
-    let loaded = models::load(model, None)?;
+    // Corpus scale: with no model named, the embedded fast tier (the curation policy's
+    // thresholds are tuned on it); `--second-tier` adds the encoder for the uncertain band.
+    let loaded = models::load_default_tier(model, None, models::DefaultTier::Fast)?;
     if loaded.model.taxonomy().codes().ne(taxonomy.codes()) {
         bail!("the model's taxonomy differs from the run's (pass the model's taxonomy with --taxonomy)");
     }

@@ -322,6 +322,8 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         metrics: serde_json::Value::Null,
     };
     let mut model = HeadsModel { manifest, heads, encoder_params };
+    // Score dev with the stored (f16) precision, so the recorded metrics are the artifact's.
+    model.round_for_storage()?;
     // Dev scores from the cached vectors, window by window as at inference time.
     let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
     let dev_scores: Vec<Vec<f32>> = if model.encoder_params.is_empty() {
@@ -509,13 +511,20 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
     std::fs::write(a.out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
     std::fs::write(a.out.join(crate::models::POLICY_FILE), policy.to_toml_string(&taxonomy))?;
-    let mut card = format!(
-        "# Model card: {name}\n\nCascade: fast tier `{}` scores every text; texts with a fast score in {} go to the \
-         encoder tier `{}` and get `sigmoid(a·logit(fast) + b·logit(encoder) + c)` per category, fitted on dev.\n\n",
-        manifest.fast,
-        if chosen.always { "any band (always)".to_string() } else { format!("[{}, {}]", chosen.low, chosen.high) },
-        manifest.encoder
-    );
+    let how = match e.combine {
+        Combine::Mean(w) => format!("`{:.2}·fast + {w:.2}·encoder` per category (a fixed mean)", 1.0 - w),
+        Combine::Fitted => "`sigmoid(a·logit(fast) + b·logit(encoder) + c)` per category, fitted on dev".to_string(),
+    };
+    let route = if chosen.always {
+        format!("every text also goes to the encoder tier `{}` and gets {how}.", manifest.encoder)
+    } else {
+        format!(
+            "texts with some category's fast score in [{}, {}] go to the encoder tier `{}` and get {how}. \
+             Texts outside the band keep their fast scores.",
+            chosen.low, chosen.high, manifest.encoder
+        )
+    };
+    let mut card = format!("# Model card: {name}\n\nCascade: fast tier `{}` scores every text; {route}\n\n", manifest.fast);
     card.push_str(&card_body(&taxonomy, &policy, &dev_report, &by_source, &datasheet));
     std::fs::write(a.out.join("datasheet.md"), card)?;
     eprintln!("warden train: wrote {}", a.out.display());

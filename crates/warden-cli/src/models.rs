@@ -68,9 +68,25 @@ pub(crate) fn load_cascade(dir: &Path) -> Result<CascadeClassifier> {
     Ok(CascadeClassifier::new(m, fast, clf)?)
 }
 
+/// Which embedded model a command wants when no model is named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultTier {
+    /// The cascade when the binary embeds one and its encoder is available, else the fast
+    /// tier (score, eval, serve, active learning).
+    Best,
+    /// The fast tier: corpus-scale jobs (`warden curate`), whose throughput and curation
+    /// policy are the fast tier's.
+    Fast,
+}
+
 /// Loads `model` (a model directory), or the default model: `$WARDEN_MODEL` if set, else
 /// the one embedded in this binary. `policy` overrides the model's own `policy.toml`.
 pub fn load(model: Option<&Path>, policy: Option<&Path>) -> Result<Loaded> {
+    load_default_tier(model, policy, DefaultTier::Best)
+}
+
+/// [`load`], choosing the embedded tier when no model is named.
+pub fn load_default_tier(model: Option<&Path>, policy: Option<&Path>, tier: DefaultTier) -> Result<Loaded> {
     let env = std::env::var_os("WARDEN_MODEL").map(PathBuf::from);
     let (model, origin, own_policy): (Box<dyn Classifier>, String, Option<ThresholdPolicy>) =
         match model.map(Path::to_owned).or(env) {
@@ -80,7 +96,7 @@ pub fn load(model: Option<&Path>, policy: Option<&Path>) -> Result<Loaded> {
                 let own = if p.is_file() { Some(ThresholdPolicy::load(&p, m.taxonomy())?) } else { None };
                 (m, dir.display().to_string(), own)
             }
-            None => embedded_default()?,
+            None => embedded_default(tier)?,
         };
     let policy = match policy {
         Some(p) => ThresholdPolicy::load(p, model.taxonomy()).with_context(|| format!("loading policy {}", p.display()))?,
@@ -96,15 +112,16 @@ fn embedded_fast() -> Result<(FastModel, ThresholdPolicy)> {
     Ok((m, p))
 }
 
-/// `WARDEN_TIER=fast` keeps the default on the fast tier; otherwise the default is the
-/// cascade when this binary embeds one and the encoder is (or can be) fetched.
+/// `WARDEN_TIER=fast` (or [`DefaultTier::Fast`]) keeps the default on the fast tier;
+/// otherwise the default is the cascade when this binary embeds one and the encoder is (or
+/// can be) fetched. `WARDEN_TIER=cascade` makes a missing encoder an error.
 #[cfg(warden_embedded_model)]
-fn embedded_default() -> Result<(Box<dyn Classifier>, String, Option<ThresholdPolicy>)> {
+fn embedded_default(want: DefaultTier) -> Result<(Box<dyn Classifier>, String, Option<ThresholdPolicy>)> {
     let (fast, fast_policy) = embedded_fast()?;
     #[cfg(warden_embedded_cascade)]
     {
         let tier = std::env::var("WARDEN_TIER").unwrap_or_default();
-        if tier != "fast" {
+        if tier != "fast" && (want == DefaultTier::Best || tier == "cascade") {
             match embedded_cascade(fast.clone()) {
                 Ok((c, p)) => return Ok((Box::new(c), "embedded default cascade".into(), Some(p))),
                 Err(e) if tier == "cascade" => return Err(e),
@@ -115,6 +132,8 @@ fn embedded_default() -> Result<(Box<dyn Classifier>, String, Option<ThresholdPo
             }
         }
     }
+    #[cfg(not(warden_embedded_cascade))]
+    let _ = want;
     Ok((Box::new(fast), "embedded default".into(), Some(fast_policy)))
 }
 
@@ -153,7 +172,7 @@ fn default_encoder_if_allowed() -> Result<PathBuf> {
 }
 
 #[cfg(not(warden_embedded_model))]
-fn embedded_default() -> Result<(Box<dyn Classifier>, String, Option<ThresholdPolicy>)> {
+fn embedded_default(_: DefaultTier) -> Result<(Box<dyn Classifier>, String, Option<ThresholdPolicy>)> {
     bail!(
         "this binary was built without a default model (models/default/ was missing at build \
          time); pass --model DIR or train one with `warden train --out models/default`"

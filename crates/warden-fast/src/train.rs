@@ -453,9 +453,20 @@ pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
         }
         let da = (hbb * ga - hab * gb) / det;
         let db = (haa * gb - hab * ga) / det;
-        a -= da;
-        b -= db;
-        if da.abs() + db.abs() < 1e-9 {
+        // Damped: halve the step until the loss falls. Full Newton steps overshoot where
+        // sigmoid saturates (a well-separated head on a small dev slice), and once sent
+        // b to -2e11, which flattened every score of that category to 0.
+        let current = platt_loss(rows, hi, lo, a, b);
+        let mut step = 1.0;
+        while step > 1e-10 && platt_loss(rows, hi, lo, a - step * da, b - step * db) > current {
+            step *= 0.5;
+        }
+        if step <= 1e-10 {
+            break;
+        }
+        a -= step * da;
+        b -= step * db;
+        if step * (da.abs() + db.abs()) < 1e-9 {
             break;
         }
     }
@@ -465,9 +476,43 @@ pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
     Calibration { a: a as f32, b: b as f32 }
 }
 
+/// The objective [`fit_platt`] minimises: weighted log-loss of `sigmoid(a z + b)` against
+/// the smoothed targets, plus the slope prior.
+fn platt_loss(rows: &[(f32, f32, f32)], hi: f64, lo: f64, a: f64, b: f64) -> f64 {
+    let mut loss = 0.5 * PLATT_SLOPE_PRIOR * (a - 1.0) * (a - 1.0);
+    for &(z, y, w) in rows {
+        let t = y as f64 * hi + (1.0 - y as f64) * lo;
+        let s = a * z as f64 + b;
+        // -t·log p - (1-t)·log(1-p) = softplus(s) - t·s, computed without overflow.
+        let softplus = s.max(0.0) + (-s.abs()).exp().ln_1p();
+        loss += w as f64 * (softplus - t * s);
+    }
+    loss
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platt_stays_finite_on_saturated_well_separated_logits() {
+        // A head whose logits separate the classes by a wide margin, as a confident MLP
+        // head does on a small dev slice: 57 positives near +12, 458 negatives near -15,
+        // a few negatives overlapping. Undamped Newton sent b to -2e11 here.
+        let mut rows = Vec::new();
+        for i in 0..57 {
+            rows.push((10.0 + (i % 7) as f32 * 0.5, 1.0, 1.0));
+        }
+        for i in 0..458 {
+            let z = if i % 50 == 0 { 11.0 } else { -15.0 - (i % 11) as f32 };
+            rows.push((z, 0.0, 1.0));
+        }
+        let c = fit_platt(&rows);
+        assert!(c.a.is_finite() && c.b.is_finite() && c.b.abs() < 100.0, "{c:?}");
+        // Calibrated scores still rank: positives above the bulk of the negatives.
+        let p = |z: f32| sigmoid(c.a * z + c.b);
+        assert!(p(12.0) > p(-15.0) + 0.5, "{c:?}: {} vs {}", p(12.0), p(-15.0));
+    }
 
     #[test]
     fn platt_recovers_a_known_scaling() {

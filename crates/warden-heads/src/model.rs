@@ -66,9 +66,19 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl HeadsModel {
+    /// Writes `heads.safetensors` and `manifest.json`. The heads are stored as `f16` (every
+    /// reader converts to `f32`; see [`Heads::round_to_f16`]) and rounded in memory first,
+    /// so this model scores exactly as the saved one will. Fine-tuned encoder tensors stay
+    /// `f32`. Call [`HeadsModel::round_for_storage`] before computing metrics to record.
     pub fn save(&mut self, dir: &Path) -> Result<(), HeadsError> {
         std::fs::create_dir_all(dir).map_err(|e| HeadsError::io(dir, e))?;
-        let mut tensors = self.heads.to_tensors();
+        self.round_for_storage()?;
+        let mut tensors: HashMap<String, Tensor> = self
+            .heads
+            .to_tensors()
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.to_dtype(candle_core::DType::F16)?)))
+            .collect::<Result<_, candle_core::Error>>()?;
         for (k, v) in &self.encoder_params {
             tensors.insert(format!("encoder.{k}"), v.clone());
         }
@@ -80,6 +90,11 @@ impl HeadsModel {
         let mp = dir.join(MANIFEST_FILE);
         std::fs::write(&mp, m + "\n").map_err(|e| HeadsError::io(&mp, e))?;
         Ok(())
+    }
+
+    /// Rounds the heads to the precision [`HeadsModel::save`] stores.
+    pub fn round_for_storage(&mut self) -> Result<(), HeadsError> {
+        Ok(self.heads.round_to_f16()?)
     }
 
     pub fn load(dir: &Path) -> Result<Self, HeadsError> {

@@ -54,12 +54,20 @@ fn heads_learn_a_separable_problem_and_round_trip() {
         metrics: serde_json::Value::Null,
     };
     let mut m = HeadsModel { manifest, heads, encoder_params: Default::default() };
+    let exact = m.logits(dev.row(0), 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     m.save(dir.path()).unwrap();
     let back = HeadsModel::load(dir.path()).unwrap();
     let a = m.logits(dev.row(0), 1).unwrap();
     let b = back.logits(dev.row(0), 1).unwrap();
+    // Saving rounds the in-memory heads to the stored f16, so the two score identically,
+    // and the rounding itself moves a logit by little.
     assert_eq!(a, b);
+    for (x, y) in exact[0].iter().zip(&a[0]) {
+        assert!((x - y).abs() < 1e-2, "f16 storage moved a logit from {x} to {y}");
+    }
+    let stored = candle_core::safetensors::load(dir.path().join("heads.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(stored.values().all(|t| t.dtype() == candle_core::DType::F16));
     // A tampered heads file is refused.
     let hp = dir.path().join("heads.safetensors");
     let mut bytes = std::fs::read(&hp).unwrap();
