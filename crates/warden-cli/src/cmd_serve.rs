@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// Texts that may wait for inference; beyond it requests get 429 + Retry-After.
     #[arg(long, default_value_t = warden_serve::BatchConfig::default().queue_texts)]
     queue_texts: usize,
+    /// Also cap the queue at this many seconds of the model's work, measured at start-up on
+    /// short texts (at least 64 texts; 0: no time cap). Keeps a slow model (the cascade)
+    /// answering 429 under overload instead of queueing for tens of seconds.
+    #[arg(long, default_value_t = 1.0)]
+    queue_seconds: f64,
     /// Most texts per model call.
     #[arg(long, default_value_t = warden_serve::BatchConfig::default().max_batch_texts)]
     max_batch_texts: usize,
@@ -106,6 +111,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
     cfg.limits.max_input_chars = a.max_input_chars;
     cfg.limits.max_in_flight = a.max_in_flight;
     cfg.batch.queue_texts = a.queue_texts;
+    anyhow::ensure!(a.queue_seconds >= 0.0 && a.queue_seconds.is_finite(), "--queue-seconds must be a number >= 0");
+    cfg.batch.queue_seconds = a.queue_seconds;
     cfg.batch.max_batch_texts = a.max_batch_texts;
     cfg.batch.max_batch_bytes = a.max_batch_bytes;
     cfg.batch.workers = a.workers;

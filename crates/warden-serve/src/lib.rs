@@ -42,6 +42,27 @@ use warden_monitor::Monitor;
 use warden_policy::{PolicyError, ThresholdPolicy};
 
 pub use api::app;
+
+/// The queue bound for `secs` seconds of `model`'s work: its rate on a warm-up batch of 32
+/// texts of about 200 characters (a long tweet or a short comment) times `secs`, at least 64
+/// texts (or `max` if smaller), at most `max`. Returns the bound and the measured texts/s.
+/// A model that fails the warm-up keeps `max`.
+pub fn size_queue(model: &dyn Classifier, secs: f64, max: usize) -> (usize, f64) {
+    let texts: Vec<String> = (0..32)
+        .map(|i| format!("warm-up text number {i}, to measure how fast the model scores. ").repeat(3))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    if model.predict_batch(&refs[..4]).is_err() {
+        return (max, f64::NAN);
+    }
+    let t = std::time::Instant::now();
+    if model.predict_batch(&refs).is_err() {
+        return (max, f64::NAN);
+    }
+    let rate = refs.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    let texts = (rate * secs).min(max as f64) as usize;
+    (texts.max(64.min(max)), rate)
+}
 pub use config::{BatchConfig, Limits, SamplingConfig, ServeConfig};
 pub use error::ApiError;
 
@@ -135,7 +156,13 @@ impl AppState {
         let monitor = Monitor::new(taxonomy.names().map(String::from).collect(), self.inner.cfg.monitor.clone())
             .map_err(|e| ServeError::Monitor(e.to_string()))?;
         let model_name = model.name().to_string();
-        let engine = Engine::start(model, self.inner.cfg.batch.clone(), self.inner.metrics.clone());
+        let mut batch = self.inner.cfg.batch.clone();
+        if batch.queue_seconds > 0.0 {
+            let (texts, rate) = size_queue(model.as_ref(), batch.queue_seconds, batch.queue_texts);
+            tracing::info!(queue_texts = texts, warm_up_texts_per_s = rate.round(), "inference queue sized");
+            batch.queue_texts = texts;
+        }
+        let engine = Engine::start(model, batch, self.inner.metrics.clone());
         self.inner.metrics.model_info.with_label_values(&[&model_name]).set(1);
         *self.inner.policies.write().unwrap() = Some(Arc::new(registry));
         *self.inner.monitor.lock().unwrap() = Some(monitor);
@@ -143,6 +170,11 @@ impl AppState {
             .ready
             .set(Ready { engine, taxonomy, model_name, model_policy: policy })
             .map_err(|_| ServeError::AlreadyLoaded)
+    }
+
+    /// Texts the inference queue holds (after [`size_queue`]), once a model is loaded.
+    pub fn queue_capacity(&self) -> Option<usize> {
+        self.inner.ready.get().map(|r| r.engine.capacity())
     }
 
     pub fn is_ready(&self) -> bool {

@@ -588,3 +588,19 @@ fn retention_keeps_samples_chosen_for_labeling() {
         .collect();
     assert_eq!(left, vec!["old-kept", "imp"]);
 }
+
+#[test]
+fn the_queue_is_sized_to_seconds_of_the_models_work() {
+    // 32 texts per at least 100 ms: at most 320 texts/s, so 0.5 s of work is at most 160.
+    let (n, rate) = warden_serve::size_queue(&Keywords::slow(Duration::from_millis(100)), 0.5, 8192);
+    assert!(rate <= 321.0, "{rate}");
+    assert!((64..=160).contains(&n), "{n}");
+    // A fast model is capped by the text bound, and a bound under 64 is kept.
+    assert_eq!(warden_serve::size_queue(&Keywords::new(), 1.0, 8192).0, 8192);
+    assert_eq!(warden_serve::size_queue(&Keywords::slow(Duration::from_millis(50)), 0.001, 16).0, 16);
+    // The server applies it when the model is set, and only when asked to.
+    let mut cfg = ServeConfig::default();
+    cfg.batch.queue_seconds = 0.01;
+    assert_eq!(state_with(cfg, Keywords::slow(Duration::from_millis(50))).queue_capacity(), Some(64));
+    assert_eq!(state().queue_capacity(), Some(8192));
+}
