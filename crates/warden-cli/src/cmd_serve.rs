@@ -52,7 +52,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = warden_serve::BatchConfig::default().queue_texts)]
     queue_texts: usize,
     /// Also cap the queue at this many seconds of the model's work, measured at start-up on
-    /// short texts (at least 64 texts; 0: no time cap). Keeps a slow model (the cascade)
+    /// 200-character texts (at least 64 texts; 0: no time cap). Keeps a slow model (the cascade)
     /// answering 429 under overload instead of queueing for tens of seconds.
     #[arg(long, default_value_t = 1.0)]
     queue_seconds: f64,

@@ -23,4 +23,4 @@ mod train;
 
 pub use features::{FeatureConfig, Featurizer};
 pub use model::{Calibration, FastModel, Manifest, ModelError, FAST_FORMAT_VERSION};
-pub use train::{fit_platt, train, TrainConfig, TrainExample, TrainReport};
+pub use train::{backtrack, fit_platt, logistic_loss, train, TrainConfig, TrainExample, TrainReport};

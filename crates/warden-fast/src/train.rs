@@ -415,7 +415,31 @@ fn train_member(
 /// would turn scores into 0/1 steps (seen in the mislabel hunt's small hold-outs).
 pub const PLATT_SLOPE_PRIOR: f64 = 1.0;
 
-/// Fits `p = sigmoid(a z + b)` by Newton's method on weighted log-loss, with Platt's
+/// `-t·log σ(z) - (1-t)·log(1-σ(z))`, written as `softplus(z) - t·z` so it does not
+/// overflow for large `|z|`. The loss of every logistic fit here (Platt, the cascade's
+/// combiner), evaluated by their line searches.
+pub fn logistic_loss(z: f64, t: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z
+}
+
+/// The line search of a damped Newton step: the first of the scales 1, 1/2, 1/4, … (40
+/// halvings) at which `loss_at(scale)` is finite and not above `current`, with that loss;
+/// `None` when none is. Full Newton steps overshoot where the sigmoid saturates (nearly
+/// separable rows): undamped, Platt once sent an encoder head's `b` to -2e11, and the
+/// cascade's combiner a bias to -2.6e11.
+pub fn backtrack(current: f64, mut loss_at: impl FnMut(f64) -> f64) -> Option<(f64, f64)> {
+    let mut scale = 1.0;
+    for _ in 0..40 {
+        let l = loss_at(scale);
+        if l.is_finite() && l <= current {
+            return Some((scale, l));
+        }
+        scale *= 0.5;
+    }
+    None
+}
+
+/// Fits `p = sigmoid(a z + b)` by damped Newton on weighted log-loss, with Platt's
 /// smoothed targets so a category with few dev positives is not calibrated to 0/1, and a
 /// weak prior pulling `a` towards 1 ([`PLATT_SLOPE_PRIOR`]).
 /// Falls back to the identity when there is nothing to fit.
@@ -432,6 +456,7 @@ pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
     let hi = (npos + 1.0) / (npos + 2.0);
     let lo = 1.0 / (nneg + 2.0);
     let (mut a, mut b) = (1.0f64, 0.0f64);
+    let mut current = platt_loss(rows, hi, lo, a, b);
     for _ in 0..100 {
         let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
             (PLATT_SLOPE_PRIOR * (a - 1.0), 0.0, 1e-9 + PLATT_SLOPE_PRIOR, 0.0, 1e-9);
@@ -453,17 +478,8 @@ pub fn fit_platt(rows: &[(f32, f32, f32)]) -> Calibration {
         }
         let da = (hbb * ga - hab * gb) / det;
         let db = (haa * gb - hab * ga) / det;
-        // Damped: halve the step until the loss falls. Full Newton steps overshoot where
-        // sigmoid saturates (a well-separated head on a small dev slice), and once sent
-        // b to -2e11, which flattened every score of that category to 0.
-        let current = platt_loss(rows, hi, lo, a, b);
-        let mut step = 1.0;
-        while step > 1e-10 && platt_loss(rows, hi, lo, a - step * da, b - step * db) > current {
-            step *= 0.5;
-        }
-        if step <= 1e-10 {
-            break;
-        }
+        let Some((step, l)) = backtrack(current, |s| platt_loss(rows, hi, lo, a - s * da, b - s * db)) else { break };
+        current = l;
         a -= step * da;
         b -= step * db;
         if step * (da.abs() + db.abs()) < 1e-9 {
@@ -482,10 +498,7 @@ fn platt_loss(rows: &[(f32, f32, f32)], hi: f64, lo: f64, a: f64, b: f64) -> f64
     let mut loss = 0.5 * PLATT_SLOPE_PRIOR * (a - 1.0) * (a - 1.0);
     for &(z, y, w) in rows {
         let t = y as f64 * hi + (1.0 - y as f64) * lo;
-        let s = a * z as f64 + b;
-        // -t·log p - (1-t)·log(1-p) = softplus(s) - t·s, computed without overflow.
-        let softplus = s.max(0.0) + (-s.abs()).exp().ln_1p();
-        loss += w as f64 * (softplus - t * s);
+        loss += w as f64 * logistic_loss(a * z as f64 + b, t);
     }
     loss
 }

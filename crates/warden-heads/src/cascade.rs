@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use warden_core::{Classifier, Scores, Taxonomy};
-use warden_fast::FastModel;
+use warden_fast::{backtrack, logistic_loss, FastModel};
 
 use crate::model::EncoderClassifier;
 use crate::HeadsError;
@@ -77,14 +77,7 @@ impl Combiner {
         let xs: Vec<([f64; 3], f64)> = rows.iter().map(|&(pf, pe, t)| ([logit(pf) as f64, logit(pe) as f64, 1.0], t as f64)).collect();
         // Penalised negative log-likelihood, for the line search.
         let loss = |w: &[f64; 3]| -> f64 {
-            let nll: f64 = xs
-                .iter()
-                .map(|(x, t)| {
-                    let z = w[0] * x[0] + w[1] * x[1] + w[2] * x[2];
-                    // log(1 + e^z) - t·z, computed stably
-                    z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z
-                })
-                .sum();
+            let nll: f64 = xs.iter().map(|(x, t)| logistic_loss(w[0] * x[0] + w[1] * x[1] + w[2] * x[2], *t)).sum();
             nll + 0.5 * ridge * (w[0] * w[0] + w[1] * w[1])
         };
         let mut w = [0.0f64, 1.0, 0.0];
@@ -110,22 +103,11 @@ impl Combiner {
             }
             h[2][2] += 1e-9;
             let Some(step) = solve3(h, g) else { break };
-            // Damped Newton: halve the step until the loss goes down. A plain Newton step
-            // on (nearly) separable rows can overshoot to absurd weights.
-            let mut scale = 1.0;
-            let mut accepted = None;
-            for _ in 0..40 {
-                let trial = [w[0] - scale * step[0], w[1] - scale * step[1], w[2] - scale * step[2]];
-                let l = loss(&trial);
-                if l.is_finite() && l <= current {
-                    accepted = Some((trial, l));
-                    break;
-                }
-                scale *= 0.5;
-            }
-            let Some((trial, l)) = accepted else { break };
-            let moved: f64 = (0..3).map(|i| (trial[i] - w[i]).abs()).sum();
-            w = trial;
+            // Damped Newton (a plain step on nearly separable rows overshoots).
+            let at = |s: f64| [w[0] - s * step[0], w[1] - s * step[1], w[2] - s * step[2]];
+            let Some((scale, l)) = backtrack(current, |s| loss(&at(s))) else { break };
+            let moved: f64 = step.iter().map(|d| (scale * d).abs()).sum();
+            w = at(scale);
             current = l;
             if moved < 1e-9 {
                 break;
