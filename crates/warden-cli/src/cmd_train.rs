@@ -35,7 +35,7 @@ pub struct TrainArgs {
     pub train_file: Option<PathBuf>,
     #[arg(long, requires = "train_file")]
     pub dev_file: Option<PathBuf>,
-    /// log2 of the number of feature hash buckets (model size is 2^bits × categories × 2 bytes).
+    /// log2 of the number of feature hash buckets (weights take at most 2^bits × categories × 2 bytes; zero weights are stored sparsely, 6.2 MB instead of 16.8 MB for the default).
     #[arg(long, default_value_t = 20)]
     pub bits: u32,
     #[arg(long, default_value_t = 12)]

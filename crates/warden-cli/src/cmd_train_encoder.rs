@@ -40,7 +40,7 @@ pub struct EncoderTrainArgs {
     #[arg(long, default_value_t = 1e-3)]
     pub head_lr: f64,
     /// Fine-tune this many top encoder layers with the heads (0: frozen encoder, heads on
-    /// cached embeddings; the default, since fine-tuning runs at a few examples/s on CPU).
+    /// cached embeddings; the default, since fine-tuning 2 layers runs at 12-15 examples/s on a 2-core CPU).
     #[arg(long, default_value_t = 0)]
     pub finetune_layers: usize,
     #[arg(long, default_value_t = 3)]

@@ -330,20 +330,63 @@ impl Classifier for FastModel {
     }
 }
 
-/// Weight file: magic, then u32 LE format version, dim, categories, dtype (1 = f16), then
-/// `dim × categories` values little-endian, bucket-major. f16 halves the committed size;
-/// the precision loss is far below what calibration can see.
+/// Weight file: magic, then u32 LE format version, dim, categories, dtype, then the
+/// `dim × categories` values, bucket-major, in one of two encodings:
+///
+/// - `1` (dense f16): every value as little-endian f16. f16 halves the committed size;
+///   the precision loss is far below what calibration can see.
+/// - `2` (sparse f16): a bitmap of `dim × categories` bits (value `i` is bit `i % 8` of
+///   byte `i / 8`; set when the value is not zero), then the f16 of each set bit in order.
+///   Hashed n-gram weights are mostly exactly zero (69% in the committed default: buckets
+///   no feature hashes to, and categories whose rows never reach a bucket), so this is
+///   lossless and about 2.7× smaller.
+///
+/// [`FastModel::save`] writes whichever is smaller; both decode to the same weights.
 fn encode_weights(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + w.len() * 2);
+    let nonzero = w.iter().filter(|&&x| half::f16::from_f32(x) != half::f16::ZERO).count();
+    if nonzero * 2 + w.len().div_ceil(8) < w.len() * 2 {
+        encode_weights_sparse(w, dim, cats)
+    } else {
+        encode_weights_dense(w, dim, cats)
+    }
+}
+
+fn weights_header(dim: usize, cats: usize, dtype: usize, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + capacity);
     out.extend_from_slice(WEIGHTS_MAGIC);
-    for v in [FAST_FORMAT_VERSION, dim as u32, cats as u32, 1] {
+    for v in [FAST_FORMAT_VERSION, dim as u32, cats as u32, dtype as u32] {
         out.extend_from_slice(&v.to_le_bytes());
     }
+    out
+}
+
+fn encode_weights_dense(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
+    let mut out = weights_header(dim, cats, DTYPE_F16, w.len() * 2);
     for &x in w {
         out.extend_from_slice(&half::f16::from_f32(x).to_le_bytes());
     }
     out
 }
+
+fn encode_weights_sparse(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
+    let halves: Vec<half::f16> = w.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let mut bitmap = vec![0u8; w.len().div_ceil(8)];
+    let mut values = Vec::new();
+    for (i, h) in halves.iter().enumerate() {
+        // -0.0 is stored as zero: it adds nothing to a sum either way.
+        if *h != half::f16::ZERO {
+            bitmap[i / 8] |= 1 << (i % 8);
+            values.extend_from_slice(&h.to_le_bytes());
+        }
+    }
+    let mut out = weights_header(dim, cats, DTYPE_F16_SPARSE, bitmap.len() + values.len());
+    out.extend_from_slice(&bitmap);
+    out.extend_from_slice(&values);
+    out
+}
+
+const DTYPE_F16: usize = 1;
+const DTYPE_F16_SPARSE: usize = 2;
 
 fn decode_weights(bytes: &[u8], dim: usize, cats: usize) -> Result<Vec<f32>, ModelError> {
     let bad = |m: String| ModelError::Weights(m);
@@ -358,17 +401,46 @@ fn decode_weights(bytes: &[u8], dim: usize, cats: usize) -> Result<Vec<f32>, Mod
     if d != dim || c != cats {
         return Err(bad(format!("shape {d}×{c} does not match manifest {dim}×{cats}")));
     }
-    if dtype != 1 {
-        return Err(bad(format!("unknown dtype {dtype}")));
-    }
     let body = &bytes[24..];
-    if body.len() != d * c * 2 {
-        return Err(bad(format!("expected {} bytes of weights, found {}", d * c * 2, body.len())));
+    let n = d * c;
+    let f16_at = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    match dtype {
+        DTYPE_F16 => {
+            if body.len() != n * 2 {
+                return Err(bad(format!("expected {} bytes of weights, found {}", n * 2, body.len())));
+            }
+            Ok(body.chunks_exact(2).map(f16_at).collect())
+        }
+        DTYPE_F16_SPARSE => {
+            let map_len = n.div_ceil(8);
+            if body.len() < map_len {
+                return Err(bad(format!("sparse weights: {} bytes, shorter than the {map_len}-byte bitmap", body.len())));
+            }
+            let (bitmap, values) = body.split_at(map_len);
+            if n % 8 != 0 && bitmap[map_len - 1] >> (n % 8) != 0 {
+                return Err(bad("sparse weights: bits set past the last value".into()));
+            }
+            let set: usize = bitmap.iter().map(|b| b.count_ones() as usize).sum();
+            if values.len() != set * 2 {
+                return Err(bad(format!(
+                    "sparse weights: the bitmap marks {set} values but {} bytes follow it",
+                    values.len()
+                )));
+            }
+            let mut w = vec![0.0f32; n];
+            let mut next = values.chunks_exact(2);
+            for (byte_i, &byte) in bitmap.iter().enumerate() {
+                let mut bits = byte;
+                while bits != 0 {
+                    let k = bits.trailing_zeros() as usize;
+                    w[byte_i * 8 + k] = f16_at(next.next().expect("counted above"));
+                    bits &= bits - 1;
+                }
+            }
+            Ok(w)
+        }
+        other => Err(bad(format!("unknown dtype {other} (this build reads 1: dense f16, 2: sparse f16)"))),
     }
-    Ok(body
-        .chunks_exact(2)
-        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-        .collect())
 }
 
 /// Per-thread cache of each word's summed unigram + character n-gram weights: an
@@ -727,6 +799,64 @@ mod tests {
         bytes[last] ^= 1;
         std::fs::write(&wpath, bytes).unwrap();
         assert!(matches!(FastModel::load(dir.path()), Err(ModelError::Checksum { .. })));
+    }
+
+    /// Both weight encodings decode to the same weights, the writer picks the smaller one,
+    /// and a truncated or inconsistent sparse body is an error, not a wrong model.
+    #[test]
+    fn dense_and_sparse_weights_decode_alike() {
+        let (dim, cats) = (1 << 10, 8);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // 70% zeros, as in a trained model; also a -0.0 and a value that rounds to 0 in f16.
+        let mut w: Vec<f32> =
+            (0..dim * cats).map(|_| if rng.gen_bool(0.7) { 0.0 } else { rng.gen_range(-2.0..2.0) }).collect();
+        w[5] = -0.0;
+        w[6] = 1e-9;
+        let dense = encode_weights_dense(&w, dim, cats);
+        let sparse = encode_weights_sparse(&w, dim, cats);
+        assert!(sparse.len() * 2 < dense.len(), "{} vs {}", sparse.len(), dense.len());
+        assert_eq!(encode_weights(&w, dim, cats), sparse);
+        let a = decode_weights(&dense, dim, cats).unwrap();
+        let b = decode_weights(&sparse, dim, cats).unwrap();
+        assert_eq!(a.len(), w.len());
+        for (i, ((x, y), z)) in a.iter().zip(&b).zip(&w).enumerate() {
+            assert_eq!(x, y, "value {i}");
+            assert!((x - z).abs() <= z.abs() * 1e-3 + 1e-7, "value {i}: {x} vs {z}");
+        }
+        // Dense weights stay dense.
+        let full: Vec<f32> = (0..dim * cats).map(|i| 1.0 + i as f32 * 1e-4).collect();
+        assert_eq!(encode_weights(&full, dim, cats), encode_weights_dense(&full, dim, cats));
+        // Corruption is caught by the length checks.
+        assert!(decode_weights(&sparse[..sparse.len() - 2], dim, cats).is_err());
+        let mut extra = sparse.clone();
+        extra[24] ^= 0x01 << (((0..8).find(|k| extra[24] & (1 << k) == 0)).unwrap());
+        assert!(decode_weights(&extra, dim, cats).is_err());
+        let mut wrong_dtype = sparse;
+        wrong_dtype[20] = 9;
+        let e = decode_weights(&wrong_dtype, dim, cats).unwrap_err().to_string();
+        assert!(e.contains("unknown dtype 9"), "{e}");
+    }
+
+    /// A model saved before sparse weights existed (dense f16) still loads.
+    #[test]
+    fn dense_weight_files_still_load() {
+        let mut m = random_model(10);
+        // Zeros, so that `save` writes sparse weights.
+        for w in m.weights.iter_mut().step_by(2) {
+            *w = 0.0;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        let sparse = FastModel::load(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(WEIGHTS_FILE)).unwrap()[20], DTYPE_F16_SPARSE as u8);
+        let dense = encode_weights_dense(&m.weights, m.featurizer.dim(), m.manifest.taxonomy.len());
+        let mpath = dir.path().join(MANIFEST_FILE);
+        let sha = hex::encode(Sha256::digest(&dense));
+        let manifest = std::fs::read_to_string(&mpath).unwrap().replace(&m.manifest.weights_sha256, &sha);
+        std::fs::write(&mpath, manifest).unwrap();
+        std::fs::write(dir.path().join(WEIGHTS_FILE), &dense).unwrap();
+        let back = FastModel::load(dir.path()).unwrap();
+        assert_eq!(back.score_one("I will hurt you"), sparse.score_one("I will hurt you"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use warden_core::{Classifier, Scores, Taxonomy};
 use warden_encoder::{Encoder, EncoderOptions, Pooling, TextEmbedding, WindowConfig};
@@ -66,10 +66,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl HeadsModel {
-    /// Writes `heads.safetensors` and `manifest.json`. The heads are stored as `f16` (every
-    /// reader converts to `f32`; see [`Heads::round_to_f16`]) and rounded in memory first,
-    /// so this model scores exactly as the saved one will. Fine-tuned encoder tensors stay
-    /// `f32`. Call [`HeadsModel::round_for_storage`] before computing metrics to record.
+    /// Writes `heads.safetensors` and `manifest.json`. The heads and any fine-tuned encoder
+    /// tensors are stored as `f16` (every reader converts to `f32`; see
+    /// [`Heads::round_to_f16`]) and rounded in memory first, so this model scores exactly as
+    /// the saved one will. Call [`HeadsModel::round_for_storage`] before computing metrics
+    /// to record. (Fine-tuned tensors were `f32` before 2026-12-07; those files still load.)
     pub fn save(&mut self, dir: &Path) -> Result<(), HeadsError> {
         std::fs::create_dir_all(dir).map_err(|e| HeadsError::io(dir, e))?;
         self.round_for_storage()?;
@@ -80,7 +81,7 @@ impl HeadsModel {
             .map(|(k, v)| Ok((k, v.to_dtype(candle_core::DType::F16)?)))
             .collect::<Result<_, candle_core::Error>>()?;
         for (k, v) in &self.encoder_params {
-            tensors.insert(format!("encoder.{k}"), v.clone());
+            tensors.insert(format!("encoder.{k}"), v.to_dtype(candle_core::DType::F16)?);
         }
         let path = dir.join(HEADS_FILE);
         candle_core::safetensors::save(&tensors, &path)?;
@@ -92,9 +93,14 @@ impl HeadsModel {
         Ok(())
     }
 
-    /// Rounds the heads to the precision [`HeadsModel::save`] stores.
+    /// Rounds the heads and fine-tuned encoder tensors to the precision
+    /// [`HeadsModel::save`] stores. Idempotent.
     pub fn round_for_storage(&mut self) -> Result<(), HeadsError> {
-        Ok(self.heads.round_to_f16()?)
+        self.heads.round_to_f16()?;
+        for t in self.encoder_params.values_mut() {
+            *t = t.detach().to_dtype(candle_core::DType::F16)?.to_dtype(candle_core::DType::F32)?;
+        }
+        Ok(())
     }
 
     pub fn load(dir: &Path) -> Result<Self, HeadsError> {
@@ -127,8 +133,8 @@ impl HeadsModel {
         let heads = Heads::from_tensors(manifest.heads, &tensors)?;
         let encoder_params = tensors
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("encoder.").map(|n| (n.to_string(), v.clone())))
-            .collect();
+            .filter_map(|(k, v)| k.strip_prefix("encoder.").map(|n| Ok((n.to_string(), v.to_dtype(DType::F32)?))))
+            .collect::<Result<_, candle_core::Error>>()?;
         Ok(HeadsModel { manifest, heads, encoder_params })
     }
 

@@ -25,6 +25,24 @@ fn data(n: usize, dim: usize, cats: usize, seed: u64, shift: f32) -> HeadData {
     HeadData { dim, x, labels, weights: vec![1.0; n] }
 }
 
+/// A manifest for heads trained in a test (no real encoder behind them).
+fn manifest_for(tax: &Taxonomy, heads: &warden_heads::Heads, cal: Vec<warden_fast::Calibration>) -> EncoderManifest {
+    EncoderManifest {
+        format_version: ENCODER_FORMAT_VERSION,
+        kind: ENCODER_KIND.into(),
+        name: "t".into(),
+        taxonomy: tax.clone(),
+        encoder: EncoderRef { name: "x".into(), safetensors_sha256: "ab".into(), package: None },
+        pooling: warden_encoder::Pooling::Mean,
+        window: Default::default(),
+        heads: heads.config,
+        calibration: cal,
+        heads_sha256: String::new(),
+        training: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+    }
+}
+
 #[test]
 fn heads_learn_a_separable_problem_and_round_trip() {
     let tax = Taxonomy::builtin();
@@ -39,20 +57,7 @@ fn heads_learn_a_separable_problem_and_round_trip() {
     for (c, a) in last.dev_auprc.iter().enumerate() {
         assert!(a.unwrap() > 0.9, "category {c}: dev AUPRC {a:?}");
     }
-    let manifest = EncoderManifest {
-        format_version: ENCODER_FORMAT_VERSION,
-        kind: ENCODER_KIND.into(),
-        name: "t".into(),
-        taxonomy: tax.clone(),
-        encoder: EncoderRef { name: "x".into(), safetensors_sha256: "ab".into(), package: None },
-        pooling: warden_encoder::Pooling::Mean,
-        window: Default::default(),
-        heads: heads.config,
-        calibration: cal,
-        heads_sha256: String::new(),
-        training: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-    };
+    let manifest = manifest_for(&tax, &heads, cal);
     let mut m = HeadsModel { manifest, heads, encoder_params: Default::default() };
     let exact = m.logits(dev.row(0), 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -75,6 +80,57 @@ fn heads_learn_a_separable_problem_and_round_trip() {
     bytes[n - 1] ^= 1;
     std::fs::write(&hp, bytes).unwrap();
     assert!(HeadsModel::load(dir.path()).is_err());
+}
+
+/// Fine-tuned encoder tensors are stored as f16 and read back as f32 (the encoder's dtype);
+/// artifacts written when they were stored as f32 still load.
+#[test]
+fn fine_tuned_encoder_tensors_are_stored_as_f16_and_old_f32_files_load() {
+    use candle_core::{DType, Device, Tensor};
+    let tax = Taxonomy::builtin();
+    let dev = data(50, 16, tax.len(), 2, 0.0);
+    let cfg = HeadTrainConfig { hidden: 8, max_epochs: 1, ..Default::default() };
+    let (heads, cal, _) = train_heads(&cfg, &dev, &dev, None, None, &mut |_| {}).unwrap();
+    let manifest = manifest_for(&tax, &heads, cal);
+    // 1/3 and friends are not f16 values, so rounding shows.
+    let exact: Vec<f32> = (1..=12).map(|i| 1.0 / (i as f32 * 3.0)).collect();
+    let w = Tensor::from_vec(exact.clone(), (3, 4), &Device::Cpu).unwrap();
+    let mut encoder_params = std::collections::HashMap::new();
+    encoder_params.insert("encoder.layer.1.output.dense.weight".to_string(), w.clone());
+    let mut m = HeadsModel { manifest, heads, encoder_params };
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    let stored = candle_core::safetensors::load(dir.path().join("heads.safetensors"), &Device::Cpu).unwrap();
+    let t = &stored["encoder.encoder.layer.1.output.dense.weight"];
+    assert_eq!(t.dtype(), DType::F16);
+    let back = HeadsModel::load(dir.path()).unwrap();
+    let read = &back.encoder_params["encoder.layer.1.output.dense.weight"];
+    assert_eq!(read.dtype(), DType::F32);
+    let (r, mem): (Vec<f32>, Vec<f32>) = (
+        read.flatten_all().unwrap().to_vec1().unwrap(),
+        m.encoder_params["encoder.layer.1.output.dense.weight"].flatten_all().unwrap().to_vec1().unwrap(),
+    );
+    // The saved model was rounded in memory to exactly what was stored.
+    assert_eq!(r, mem);
+    assert!(r.iter().zip(&exact).all(|(a, b)| a != b && (a - b).abs() < b * 1e-3), "{r:?} vs {exact:?}");
+
+    // The pre-2026-12-07 layout: the same file with the encoder tensor in f32.
+    let mut old = stored.clone();
+    old.insert("encoder.encoder.layer.1.output.dense.weight".into(), w);
+    let hp = dir.path().join("heads.safetensors");
+    candle_core::safetensors::save(&old, &hp).unwrap();
+    let bytes = std::fs::read(&hp).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let mp = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&mp).unwrap().replace(&m.manifest.heads_sha256, &sha);
+    std::fs::write(&mp, text).unwrap();
+    let old_back = HeadsModel::load(dir.path()).unwrap();
+    let read = &old_back.encoder_params["encoder.layer.1.output.dense.weight"];
+    assert_eq!(read.dtype(), DType::F32);
+    assert_eq!(read.flatten_all().unwrap().to_vec1::<f32>().unwrap(), exact);
 }
 
 #[test]
