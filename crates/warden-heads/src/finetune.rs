@@ -2,11 +2,15 @@
 //!
 //! On the 2-core development machine fine-tuning the top 2 MiniLM layers runs
 //! at 12-15 examples per second (54 minutes for 2 epochs of 21,143 rows), so
-//! this is the overnight (or `--features cuda`) mode; training heads on a frozen encoder ([`crate::train`]) is the
-//! default. AdamW with linear warm-up then linear decay, dev evaluation
-//! after each epoch with early stopping, and checkpoints every
-//! `checkpoint_every` steps that a rerun resumes from (parameters and step
-//! counter; AdamW's moment estimates restart, candle keeps them private).
+//! this is the overnight (or `--features cuda`) mode; training heads on a
+//! frozen encoder ([`crate::train`]) is the default.
+//!
+//! AdamW with linear warm-up then linear decay, dev evaluation after each
+//! epoch with early stopping, and checkpoints every `checkpoint_every` steps
+//! that a rerun resumes from. A checkpoint holds the parameters and the step
+//! counter. AdamW's moment estimates restart (candle keeps them private), and
+//! so does early stopping: epochs replayed from the checkpoint are not
+//! re-evaluated.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -242,6 +246,14 @@ pub fn finetune(
                     save_checkpoint(dir, &enc_vars, &heads, step)?;
                 }
             }
+        }
+        // An epoch replayed entirely from the checkpoint trained nothing here: evaluating it
+        // would score the resumed parameters as that epoch's and, one epoch later, stop
+        // early on a tie. Its result is not in the checkpoint, so early stopping starts
+        // afresh after a resume. The last epoch is always evaluated, so a run resumed past
+        // its end still reports one.
+        if step <= resumed && epoch < cfg.epochs {
+            continue;
         }
         // Dev evaluation.
         let mut logits_all: Vec<Vec<f32>> = Vec::with_capacity(dev.len());

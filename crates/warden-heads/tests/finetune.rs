@@ -63,3 +63,43 @@ fn finetuning_learns_and_only_touches_the_top_layers() {
     assert_eq!(diff("encoder.layer.0.attention.self.query.weight"), 0.0, "frozen layer changed");
     assert!(ft.encoder_params.keys().all(|k| k.starts_with("encoder.layer.1.")));
 }
+
+/// A run resumed from a checkpoint at the end of epoch 1 trains epochs 2 and 3 and
+/// evaluates only those: epoch 1 trained nothing in the resumed run, and scoring the resumed
+/// parameters as epoch 1 made early stopping see a tie and stop after epoch 2 unchanged.
+#[test]
+fn a_resumed_run_does_not_reevaluate_replayed_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), 5).unwrap();
+    let opts = EncoderOptions {
+        window: warden_encoder::WindowConfig { max_tokens: 16, overlap: 2, max_windows: 0 },
+        ..Default::default()
+    };
+    let texts: Vec<String> = (0..32).map(|i| format!("w{} w{}{}", 4 + i % 9, 5 + i % 7, if i % 2 == 0 { " w3" } else { "" })).collect();
+    let labels: Vec<Vec<Label>> = (0..32).map(|i| vec![if i % 2 == 0 { Label::Positive } else { Label::Negative }]).collect();
+    let ex: Vec<FtExample> = texts.iter().zip(&labels).map(|(t, l)| FtExample { text: t, labels: l, weight: 1.0 }).collect();
+    let hc = HeadsConfig { input: 16, hidden: 4, categories: 1, dropout: 0.0, projection: false };
+    let ck = tempfile::tempdir().unwrap();
+    // 24 train examples in batches of 8: 3 steps an epoch, a checkpoint after each epoch.
+    let cfg = |epochs| FinetuneConfig {
+        trainable_layers: 1,
+        epochs,
+        batch_size: 8,
+        max_tokens: 16,
+        checkpoint_dir: Some(ck.path().to_path_buf()),
+        checkpoint_every: 3,
+        ..Default::default()
+    };
+    let mut enc = Encoder::load(dir.path(), opts.clone()).unwrap();
+    let heads = Heads::new(hc, 1, None, &candle_core::Device::Cpu).unwrap();
+    let first = finetune(&mut enc, heads, &ex[..24], &ex[24..], &cfg(1), &mut |_| {}).unwrap();
+    assert_eq!(first.report.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1]);
+
+    let mut enc = Encoder::load(dir.path(), opts).unwrap();
+    let heads = Heads::new(hc, 1, None, &candle_core::Device::Cpu).unwrap();
+    let resumed = finetune(&mut enc, heads, &ex[..24], &ex[24..], &cfg(3), &mut |_| {}).unwrap();
+    assert_eq!(resumed.report.resumed_from_step, 3);
+    let epochs: Vec<usize> = resumed.report.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs.first(), Some(&2), "replayed epoch 1 was evaluated: {epochs:?}");
+    assert!(resumed.report.best_epoch >= 2);
+}
