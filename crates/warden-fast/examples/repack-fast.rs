@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir: PathBuf = std::env::args_os().nth(1).ok_or("usage: repack MODEL_DIR")?.into();
+    let dir: PathBuf = std::env::args_os().nth(1).ok_or("usage: repack-fast MODEL_DIR")?.into();
     let before = std::fs::metadata(dir.join("weights.bin"))?.len();
     let mut model = warden_fast::FastModel::load(&dir)?;
     let old_sha = model.manifest().weights_sha256.clone();

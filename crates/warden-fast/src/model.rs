@@ -343,9 +343,9 @@ impl Classifier for FastModel {
 ///
 /// [`FastModel::save`] writes whichever is smaller; both decode to the same weights.
 fn encode_weights(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
-    let nonzero = w.iter().filter(|&&x| half::f16::from_f32(x) != half::f16::ZERO).count();
-    if nonzero * 2 + w.len().div_ceil(8) < w.len() * 2 {
-        encode_weights_sparse(w, dim, cats)
+    let sparse = encode_weights_sparse(w, dim, cats);
+    if sparse.len() < 24 + w.len() * 2 {
+        sparse
     } else {
         encode_weights_dense(w, dim, cats)
     }
@@ -369,12 +369,12 @@ fn encode_weights_dense(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
 }
 
 fn encode_weights_sparse(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
-    let halves: Vec<half::f16> = w.iter().map(|&x| half::f16::from_f32(x)).collect();
     let mut bitmap = vec![0u8; w.len().div_ceil(8)];
     let mut values = Vec::new();
-    for (i, h) in halves.iter().enumerate() {
+    for (i, &x) in w.iter().enumerate() {
+        let h = half::f16::from_f32(x);
         // -0.0 is stored as zero: it adds nothing to a sum either way.
-        if *h != half::f16::ZERO {
+        if h != half::f16::ZERO {
             bitmap[i / 8] |= 1 << (i % 8);
             values.extend_from_slice(&h.to_le_bytes());
         }

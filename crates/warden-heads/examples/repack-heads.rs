@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir: PathBuf = std::env::args_os().nth(1).ok_or("usage: repack MODEL_DIR")?.into();
+    let dir: PathBuf = std::env::args_os().nth(1).ok_or("usage: repack-heads MODEL_DIR")?.into();
     let file = dir.join("heads.safetensors");
     let before = std::fs::metadata(&file)?.len();
     let mut model = warden_heads::HeadsModel::load(&dir)?;

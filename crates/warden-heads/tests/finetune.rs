@@ -7,14 +7,18 @@ use warden_encoder::{testing::write_tiny_bert, Encoder, EncoderOptions};
 use warden_heads::finetune::{finetune, FinetuneConfig, FtExample};
 use warden_heads::{Heads, HeadsConfig};
 
+/// A tiny random BERT written to a temporary directory, and encoder options windowing at
+/// `max_tokens` with `overlap`.
+fn tiny_bert(seed: u64, max_tokens: usize, overlap: usize) -> (tempfile::TempDir, EncoderOptions) {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), seed).unwrap();
+    let window = warden_encoder::WindowConfig { max_tokens, overlap, max_windows: 0 };
+    (dir, EncoderOptions { window, ..Default::default() })
+}
+
 #[test]
 fn finetuning_learns_and_only_touches_the_top_layers() {
-    let dir = tempfile::tempdir().unwrap();
-    write_tiny_bert(dir.path(), 11).unwrap();
-    let opts = EncoderOptions {
-        window: warden_encoder::WindowConfig { max_tokens: 32, overlap: 4, max_windows: 0 },
-        ..Default::default()
-    };
+    let (dir, opts) = tiny_bert(11, 32, 4);
     let mut enc = Encoder::load(dir.path(), opts).unwrap();
     let before = enc.model.params();
     // Label 0: the text mentions w3.
@@ -69,12 +73,7 @@ fn finetuning_learns_and_only_touches_the_top_layers() {
 /// parameters as epoch 1 made early stopping see a tie and stop after epoch 2 unchanged.
 #[test]
 fn a_resumed_run_does_not_reevaluate_replayed_epochs() {
-    let dir = tempfile::tempdir().unwrap();
-    write_tiny_bert(dir.path(), 5).unwrap();
-    let opts = EncoderOptions {
-        window: warden_encoder::WindowConfig { max_tokens: 16, overlap: 2, max_windows: 0 },
-        ..Default::default()
-    };
+    let (dir, opts) = tiny_bert(5, 16, 2);
     let texts: Vec<String> = (0..32).map(|i| format!("w{} w{}{}", 4 + i % 9, 5 + i % 7, if i % 2 == 0 { " w3" } else { "" })).collect();
     let labels: Vec<Vec<Label>> = (0..32).map(|i| vec![if i % 2 == 0 { Label::Positive } else { Label::Negative }]).collect();
     let ex: Vec<FtExample> = texts.iter().zip(&labels).map(|(t, l)| FtExample { text: t, labels: l, weight: 1.0 }).collect();

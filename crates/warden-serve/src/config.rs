@@ -53,9 +53,10 @@ pub struct BatchConfig {
     pub queue_texts: usize,
     /// Also bound the queue by time: at start-up the model scores a warm-up batch of 32
     /// texts of about 200 characters, and the queue holds at most this many seconds of that
-    /// rate (at least 64 texts, at most `queue_texts`). 8,192 texts are a fraction of a second for the fast tier but
-    /// about 30 s for the cascade, which would otherwise queue instead of answering 429.
-    /// 0 (the library default) turns the measurement off; `warden serve` uses 1.
+    /// rate (at least 64 texts, at most `queue_texts`). 8,192 texts are a fraction of a
+    /// second for the fast tier but about 30 s for the cascade, which would otherwise queue
+    /// instead of answering 429. 0 (the library default) turns the measurement off;
+    /// `warden serve` uses 1.
     pub queue_seconds: f64,
     /// Most texts per model call.
     pub max_batch_texts: usize,

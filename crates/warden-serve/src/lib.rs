@@ -42,6 +42,14 @@ use warden_monitor::Monitor;
 use warden_policy::{PolicyError, ThresholdPolicy};
 
 pub use api::app;
+pub use config::{BatchConfig, Limits, SamplingConfig, ServeConfig};
+pub use error::ApiError;
+
+use auth::ApiKeys;
+use engine::Engine;
+use metrics::Metrics;
+use policies::PolicyRegistry;
+use store::SampleStore;
 
 /// The queue bound for `secs` seconds of `model`'s work: its rate on a warm-up batch of 32
 /// texts of about 200 characters (a long tweet or a short comment) times `secs`, at least 64
@@ -63,14 +71,6 @@ pub fn size_queue(model: &dyn Classifier, secs: f64, max: usize) -> (usize, f64)
     let texts = (rate * secs).min(max as f64) as usize;
     (texts.max(64.min(max)), rate)
 }
-pub use config::{BatchConfig, Limits, SamplingConfig, ServeConfig};
-pub use error::ApiError;
-
-use auth::ApiKeys;
-use engine::Engine;
-use metrics::Metrics;
-use policies::PolicyRegistry;
-use store::SampleStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
