@@ -92,6 +92,15 @@ pub struct TrainArgs {
     /// (docs/encoder-tier.md); the dropped pairs are listed in the manifest.
     #[arg(long)]
     pub positive_only_as_unknown: bool,
+    /// Encoder tier: learn one intercept per (source, category) while training the heads,
+    /// for sources with both positives and negatives of it, so a source's base rate is not
+    /// learned as the style of its texts; scores are the --offset-reference source's
+    /// (docs/encoder-tier.md).
+    #[arg(long)]
+    pub source_offsets: bool,
+    /// Source whose intercepts scoring uses with --source-offsets; "none" for the heads' own bias.
+    #[arg(long, default_value = "openai-moderation")]
+    pub offset_reference: String,
     #[command(flatten)]
     pub encoder: crate::cmd_train_encoder::EncoderTrainArgs,
 }

@@ -169,10 +169,24 @@ fn cached_scores(model: &HeadsModel, encoder: &Encoder, cache: &mut EmbeddingCac
         .collect::<Result<_, _>>()?)
 }
 
-fn head_data(encoder: &Encoder, cache: &mut EmbeddingCache, rows: &[Record], weights: Vec<f32>, pooling: Pooling, what: &str) -> Result<HeadData> {
+fn head_data(
+    encoder: &Encoder,
+    cache: &mut EmbeddingCache,
+    rows: &[Record],
+    weights: Vec<f32>,
+    domains: &BTreeMap<String, u32>,
+    pooling: Pooling,
+    what: &str,
+) -> Result<HeadData> {
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let (dim, x) = embed_texts(encoder, cache, &texts, pooling, what)?;
-    Ok(HeadData { dim, x, labels: rows.iter().map(|r| r.labels.clone()).collect(), weights })
+    Ok(HeadData {
+        dim,
+        x,
+        labels: rows.iter().map(|r| r.labels.clone()).collect(),
+        weights,
+        domains: rows.iter().map(|r| domains.get(&r.source).copied().unwrap_or(0)).collect(),
+    })
 }
 
 fn cap_per_source(rows: Vec<Record>, cap: usize) -> Vec<Record> {
@@ -234,14 +248,25 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     );
     let (wtr, source_weights) = row_weights(&train, a);
     let (wdev, _) = row_weights(&dev, a);
-    let xtr = head_data(&encoder, &mut cache, &train, wtr.clone(), e.pooling, "train")?;
-    let xdev = head_data(&encoder, &mut cache, &dev, vec![1.0; dev.len()], e.pooling, "dev")?;
+    // Sources in name order are the domains of --source-offsets.
+    let domains: BTreeMap<String, u32> = {
+        let names: std::collections::BTreeSet<&str> = train.iter().chain(&dev).map(|r| r.source.as_str()).collect();
+        names.into_iter().enumerate().map(|(i, s)| (s.to_string(), i as u32)).collect()
+    };
+    let domain_reference = match (a.source_offsets, a.offset_reference.as_str()) {
+        (false, _) | (true, "none") => None,
+        (true, name) => Some(*domains.get(name).with_context(|| {
+            format!("--offset-reference {name}: no such source in the training data (use \"none\" for the heads' own bias)")
+        })?),
+    };
+    let xtr = head_data(&encoder, &mut cache, &train, wtr.clone(), &domains, e.pooling, "train")?;
+    let xdev = head_data(&encoder, &mut cache, &dev, vec![1.0; dev.len()], &domains, e.pooling, "dev")?;
     let target = match &e.target_domain {
         Some(p) => {
             let texts = read_texts(p)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (dim, x) = embed_texts(&encoder, &mut cache, &refs, e.pooling, "target")?;
-            Some(HeadData { dim, x, labels: vec![vec![]; texts.len()], weights: vec![1.0; texts.len()] })
+            Some(HeadData { dim, x, labels: vec![vec![]; texts.len()], weights: vec![1.0; texts.len()], domains: Vec::new() })
         }
         None => None,
     };
@@ -251,8 +276,13 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         max_epochs: e.head_epochs,
         seed: a.seed,
         wdann: target.as_ref().map(|_| WdannConfig { lambda: e.wdann_lambda, ..Default::default() }),
+        domain_offsets: a.source_offsets,
+        domain_reference,
         ..Default::default()
     };
+    if a.source_offsets && e.finetune_layers > 0 {
+        bail!("--source-offsets applies to frozen-encoder heads only; fine-tuning does not learn them yet");
+    }
     let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
     let pb = crate::progress::bar(cfg.max_epochs as u64, "epochs", false);
     // The checkpoint's pooler initialises the projection (BERT's own pooled representation).
@@ -346,6 +376,7 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         "train_rows_used": train.len(),
         "max_rows_per_source": e.max_rows_per_source,
         "source_weights": source_weights,
+        "domains": if a.source_offsets { json!(domains.keys().collect::<Vec<_>>()) } else { serde_json::Value::Null },
         "config": cfg,
         "report": report,
         "finetune": ft_report,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Device, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -24,6 +24,9 @@ pub struct HeadData {
     pub labels: Vec<Vec<Label>>,
     /// Per row training weight (source balancing); 1.0 when in doubt.
     pub weights: Vec<f32>,
+    /// Per row domain (source) index for [`HeadTrainConfig::domain_offsets`]; may be
+    /// empty when that is off.
+    pub domains: Vec<u32>,
 }
 
 impl HeadData {
@@ -76,6 +79,14 @@ pub struct HeadTrainConfig {
     pub max_pos_weight: f32,
     pub seed: u64,
     pub wdann: Option<WdannConfig>,
+    /// Learn one intercept per (domain, category) during training, for domains with both
+    /// positives and negatives of that category, so a source's base rate is not learned
+    /// as the style of its embeddings. Scoring uses `domain_reference`'s intercepts (none:
+    /// the heads' own bias). See docs/encoder-tier.md.
+    #[serde(default)]
+    pub domain_offsets: bool,
+    #[serde(default)]
+    pub domain_reference: Option<u32>,
 }
 
 impl Default for HeadTrainConfig {
@@ -92,6 +103,8 @@ impl Default for HeadTrainConfig {
             max_pos_weight: 10.0,
             seed: 13,
             wdann: None,
+            domain_offsets: false,
+            domain_reference: None,
         }
     }
 }
@@ -115,6 +128,10 @@ pub struct HeadTrainReport {
     pub train_rows: usize,
     pub dev_rows: usize,
     pub seconds: f64,
+    /// Learned intercepts, `[domain][category]` (empty without domain offsets). The
+    /// reference domain's are already folded into the calibration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domain_offsets: Vec<Vec<f32>>,
 }
 
 /// Numerically stable BCE with logits, elementwise.
@@ -167,10 +184,6 @@ pub fn train_heads(
     };
     let mut heads = Heads::new(hc, cfg.seed, init_projection, &device)?;
     let vars = heads.make_trainable()?;
-    let mut opt = AdamW::new(
-        vars.clone(),
-        ParamsAdamW { lr: cfg.learning_rate, weight_decay: cfg.weight_decay, ..Default::default() },
-    )?;
 
     // Targets, masks and per-category positive weights.
     let n = train.rows();
@@ -191,6 +204,60 @@ pub fn train_heads(
         (0..cats).map(|c| if pos[c] > 0.0 { ((neg[c] / pos[c]) as f32).clamp(1.0, cfg.max_pos_weight) } else { 1.0 }).collect();
     let pw_t = Tensor::from_vec(pw.clone(), (1, cats), &device)?;
 
+    // Domain intercepts, `[domains, cats]`, started at each (domain, category)'s prior
+    // log-odds relative to the category's overall prior; a mask keeps the intercepts of
+    // one-sided pairs (a source with only positives of a category) at 0, since absorbing
+    // those would take the source's whole signal with them.
+    let domains = if cfg.domain_offsets && train.domains.len() == n {
+        train.domains.iter().chain(&dev_data.domains).map(|&d| d as usize + 1).max().unwrap_or(0)
+    } else {
+        0
+    };
+    let mut offsets: Option<(Var, Tensor)> = None;
+    if domains > 0 {
+        let (mut dp, mut dn) = (vec![0f64; domains * cats], vec![0f64; domains * cats]);
+        for (r, labels) in train.labels.iter().enumerate() {
+            let d = train.domains[r] as usize;
+            for (c, l) in labels.iter().enumerate() {
+                if let Some(t) = l.target() {
+                    dp[d * cats + c] += t as f64;
+                    dn[d * cats + c] += 1.0 - t as f64;
+                }
+            }
+        }
+        let (mut init, mut mask) = (vec![0f32; domains * cats], vec![0f32; domains * cats]);
+        for d in 0..domains {
+            for c in 0..cats {
+                let i = d * cats + c;
+                if dp[i] > 0.0 && dn[i] > 0.0 {
+                    let prior = |p: f64, n: f64| ((p * pw[c] as f64 + 0.5) / (n + 0.5)).ln();
+                    init[i] = (prior(dp[i], dn[i]) - prior(pos[c], neg[c])) as f32;
+                    mask[i] = 1.0;
+                }
+            }
+        }
+        let var = Var::from_tensor(&Tensor::from_vec(init, (domains, cats), &device)?)?;
+        offsets = Some((var, Tensor::from_vec(mask, (domains, cats), &device)?));
+    }
+    let mut opt_vars = vars.clone();
+    if let Some((v, _)) = &offsets {
+        opt_vars.push(v.clone());
+    }
+    let mut opt = AdamW::new(
+        opt_vars,
+        ParamsAdamW { lr: cfg.learning_rate, weight_decay: cfg.weight_decay, ..Default::default() },
+    )?;
+    // The intercepts of `idx`'s rows of `data`, `[idx.len(), cats]`.
+    let row_offsets = |data: &HeadData, idx: &[usize]| -> Result<Option<Tensor>> {
+        let Some((v, m)) = &offsets else { return Ok(None) };
+        if data.domains.len() != data.rows() {
+            return Ok(None);
+        }
+        let ids: Vec<u32> = idx.iter().map(|&r| data.domains[r]).collect();
+        let ids = Tensor::from_vec(ids, idx.len(), &device)?;
+        Ok(Some(v.as_tensor().mul(m)?.index_select(&ids, 0)?))
+    };
+
     let mut critic = None;
     if let (Some(w), Some(_)) = (cfg.wdann, target_domain) {
         let mut cr = Critic::new(hc.input, w.critic_hidden, cfg.seed, &device)?;
@@ -206,6 +273,7 @@ pub fn train_heads(
     let mut best_auprc = vec![f64::NEG_INFINITY; cats];
     let mut best_epoch = vec![0usize; cats];
     let mut since_improved = 0;
+    let mut best_offsets: Vec<Vec<f32>> = Vec::new();
     let mut epochs = Vec::new();
     let mut tgt_order: Vec<usize> = target_domain.map(|t| (0..t.rows()).collect()).unwrap_or_default();
     let mut tgt_pos = 0;
@@ -227,7 +295,10 @@ pub fn train_heads(
             let w = m.mul(&(t.broadcast_mul(&(pw_t.clone() - 1.0)?)? + 1.0)?)?;
             let denom = w.sum_all()?.to_scalar::<f32>()?.max(1e-6) as f64;
             let z_src = heads.represent(&x)?;
-            let logits = heads.forward_represented(&z_src, true)?;
+            let mut logits = heads.forward_represented(&z_src, true)?;
+            if let Some(o) = row_offsets(train, part)? {
+                logits = (logits + o)?;
+            }
             let mut loss = (bce_logits(&logits, &t)?.mul(&w)?.sum_all()? / denom)?;
             if let (Some((cr, cvars, copt, wc)), Some(tgt)) = (critic.as_mut(), target_domain) {
                 // Target batch, cycling through the unlabelled domain texts.
@@ -261,6 +332,10 @@ pub fn train_heads(
         // Dev: per-head AUPRC, per-head snapshot of the best epoch.
         let snapshot = heads.detached();
         let logits = predict_logits(&snapshot, dev_data, &device)?;
+        let current_offsets: Vec<Vec<f32>> = match &offsets {
+            Some((v, m)) => v.as_tensor().mul(m)?.to_vec2::<f32>()?,
+            None => Vec::new(),
+        };
         let mut dev_auprc = Vec::with_capacity(cats);
         let mut improved = false;
         for c in 0..cats {
@@ -273,6 +348,12 @@ pub fn train_heads(
                 }
                 best_auprc[c] = best_auprc[c].max(score);
                 best_epoch[c] = epoch;
+                if best_offsets.is_empty() {
+                    best_offsets = current_offsets.clone();
+                }
+                for (b, o) in best_offsets.iter_mut().zip(&current_offsets) {
+                    b[c] = o[c];
+                }
                 match &mut best {
                     None => best = Some(snapshot.clone()),
                     Some(b) if !hc.projection => b.copy_head_from(&snapshot, c)?,
@@ -289,6 +370,7 @@ pub fn train_heads(
             if mean(&dev_auprc) > prev {
                 best = Some(snapshot.clone());
                 best_epoch = vec![epoch; cats];
+                best_offsets = current_offsets.clone();
             }
         }
         let report = EpochReport {
@@ -307,15 +389,30 @@ pub fn train_heads(
     }
     let best = best.expect("at least one epoch");
     let logits = predict_logits(&best, dev_data, &device)?;
+    // With domain intercepts each dev row is calibrated on its own domain's logit, and the
+    // reference domain's intercept is folded into the calibration's bias, so scoring
+    // (which knows no domain) gives the reference domain's probabilities.
+    let with_offsets = !best_offsets.is_empty() && dev_data.domains.len() == dev_data.rows();
+    let offset = |d: usize, c: usize| best_offsets.get(d).map_or(0.0, |o| o[c]);
     let calibration = (0..cats)
         .map(|c| {
             let rows: Vec<(f32, f32, f32)> = dev_data
                 .labels
                 .iter()
                 .zip(&logits)
-                .filter_map(|(l, z)| l[c].target().map(|t| (z[c], t, 1.0)))
+                .enumerate()
+                .filter_map(|(r, (l, z))| {
+                    let shift = if with_offsets { offset(dev_data.domains[r] as usize, c) } else { 0.0 };
+                    l[c].target().map(|t| (z[c] + shift, t, 1.0))
+                })
                 .collect();
-            fit_platt(&rows)
+            let mut cal = fit_platt(&rows);
+            if with_offsets {
+                if let Some(d) = cfg.domain_reference {
+                    cal.b += cal.a * offset(d as usize, c);
+                }
+            }
+            cal
         })
         .collect();
     let report = HeadTrainReport {
@@ -324,6 +421,7 @@ pub fn train_heads(
         train_rows: n,
         dev_rows: dev_data.rows(),
         seconds: t0.elapsed().as_secs_f64(),
+        domain_offsets: best_offsets,
     };
     Ok((best, calibration, report))
 }
