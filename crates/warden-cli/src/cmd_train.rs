@@ -167,6 +167,10 @@ pub fn run(mut a: TrainArgs) -> Result<()> {
     };
     let name = a.name.get_or_insert_with(|| tier_name.to_string()).clone();
     match a.tier {
+        // Measured for the fast tier and not kept (docs/fast-tier.md).
+        Tier::Fast | Tier::Cascade if a.source_offsets => {
+            bail!("--source-offsets is an option of the encoder heads' training (--tier encoder)")
+        }
         Tier::Fast => {}
         Tier::Encoder => return crate::cmd_train_encoder::run_encoder(&a, &name),
         Tier::Cascade => return crate::cmd_train_encoder::run_cascade(&a, &name),

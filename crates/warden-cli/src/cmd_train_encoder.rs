@@ -224,6 +224,9 @@ fn read_texts(path: &Path) -> Result<Vec<String>> {
 
 pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     let e = &a.encoder;
+    if a.source_offsets && e.finetune_layers > 0 {
+        bail!("--source-offsets applies to frozen-encoder heads only; fine-tuning does not learn the intercepts yet");
+    }
     let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
     let (train, dev, data_info, datasheet) = load_training_data(a, &taxonomy)?;
     let full_train = train.len();
@@ -280,9 +283,6 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         domain_reference,
         ..Default::default()
     };
-    if a.source_offsets && e.finetune_layers > 0 {
-        bail!("--source-offsets applies to frozen-encoder heads only; fine-tuning does not learn them yet");
-    }
     let codes: Vec<String> = taxonomy.codes().map(str::to_owned).collect();
     let pb = crate::progress::bar(cfg.max_epochs as u64, "epochs", false);
     // The checkpoint's pooler initialises the projection (BERT's own pooled representation).

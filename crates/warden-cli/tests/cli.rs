@@ -191,3 +191,14 @@ fn helpful_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.jsonl"));
 }
+
+#[test]
+fn source_offsets_outside_the_encoder_tier_are_refused() {
+    // Measured for the fast tier and not kept; the cascade takes trained heads. Refused
+    // before any data is read, rather than silently ignored.
+    for tier in ["fast", "cascade"] {
+        let out = warden().args(["train", "--tier", tier, "--source-offsets", "--out", "/nonexistent/out"]).output().unwrap();
+        assert!(!out.status.success(), "{tier}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--tier encoder"), "{tier}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
