@@ -247,15 +247,17 @@ pub fn train_heads(
         opt_vars,
         ParamsAdamW { lr: cfg.learning_rate, weight_decay: cfg.weight_decay, ..Default::default() },
     )?;
+    // The intercepts in use, `[domains, cats]` (one-sided pairs masked to 0).
+    let masked_offsets = || -> Result<Option<Tensor>> { offsets.as_ref().map(|(v, m)| v.as_tensor().mul(m)).transpose() };
     // The intercepts of `idx`'s rows of `data`, `[idx.len(), cats]`.
     let row_offsets = |data: &HeadData, idx: &[usize]| -> Result<Option<Tensor>> {
-        let Some((v, m)) = &offsets else { return Ok(None) };
+        let Some(o) = masked_offsets()? else { return Ok(None) };
         if data.domains.len() != data.rows() {
             return Ok(None);
         }
         let ids: Vec<u32> = idx.iter().map(|&r| data.domains[r]).collect();
         let ids = Tensor::from_vec(ids, idx.len(), &device)?;
-        Ok(Some(v.as_tensor().mul(m)?.index_select(&ids, 0)?))
+        Ok(Some(o.index_select(&ids, 0)?))
     };
 
     let mut critic = None;
@@ -332,8 +334,8 @@ pub fn train_heads(
         // Dev: per-head AUPRC, per-head snapshot of the best epoch.
         let snapshot = heads.detached();
         let logits = predict_logits(&snapshot, dev_data, &device)?;
-        let current_offsets: Vec<Vec<f32>> = match &offsets {
-            Some((v, m)) => v.as_tensor().mul(m)?.to_vec2::<f32>()?,
+        let current_offsets: Vec<Vec<f32>> = match masked_offsets()? {
+            Some(o) => o.to_vec2::<f32>()?,
             None => Vec::new(),
         };
         let mut dev_auprc = Vec::with_capacity(cats);

@@ -151,9 +151,9 @@ fn wdann_trains_with_a_critic_and_reports_the_distance() {
     assert!(report.epochs.iter().all(|e| e.wasserstein.is_some()));
 }
 
-/// Two sources: in domain 1 category 0 is positive when feature 0 > 0.3 (content), half
+/// Two sources: in domain 1 category 0 is positive when feature 0 > 0 (content), half
 /// of the rows; domain 0's rows all carry a style feature (the last one at +1 instead of
-/// -1) and are positive 90% of the time whatever their content. Every other category
+/// -1) and are positive 95% of the time whatever their content. Every other category
 /// unknown.
 fn two_domains(n: usize, dim: usize, cats: usize, seed: u64) -> HeadData {
     let mut d = data(n, dim, cats, seed, 0.0);
