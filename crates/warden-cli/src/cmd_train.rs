@@ -171,6 +171,10 @@ pub fn run(mut a: TrainArgs) -> Result<()> {
         Tier::Fast | Tier::Cascade if a.source_offsets => {
             bail!("--source-offsets is an option of the encoder heads' training (--tier encoder)")
         }
+        // The probe reads encoder vectors; a cascade takes an encoder model that has one.
+        Tier::Fast | Tier::Cascade if a.encoder.domain_probe.is_some() => {
+            bail!("--domain-probe is an option of the encoder tier's training (--tier encoder)")
+        }
         Tier::Fast => {}
         Tier::Encoder => return crate::cmd_train_encoder::run_encoder(&a, &name),
         Tier::Cascade => return crate::cmd_train_encoder::run_cascade(&a, &name),

@@ -35,6 +35,18 @@ pub struct EncoderTrainArgs {
     /// WDANN balancing weight λ.
     #[arg(long, default_value_t = 0.01)]
     pub wdann_lambda: f64,
+    /// Fit an in-domain probe on this source's train rows (a ridge logistic regression per
+    /// category on the normalised pooled vector) and mix it into the heads' scores. The
+    /// source is the deployment's own labelled data; with openai-moderation it lifts the
+    /// cascade's moderation-set CV in every category but harassment (docs/encoder-tier.md).
+    #[arg(long)]
+    pub domain_probe: Option<String>,
+    /// Ridge penalty of the probe's weights (on the summed log-likelihood).
+    #[arg(long, default_value_t = 0.3)]
+    pub probe_l2: f64,
+    /// The probe's share of a score: (1 - W)·heads + W·probe.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_unit)]
+    pub probe_weight: f32,
     #[arg(long, default_value_t = 30)]
     pub head_epochs: usize,
     #[arg(long, default_value_t = 1e-3)]
@@ -91,6 +103,13 @@ fn parse_combine(s: &str) -> Result<Combine, String> {
     }
 }
 
+fn parse_unit(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(w) if (0.0..=1.0).contains(&w) => Ok(w),
+        _ => Err(format!("{s:?}: expected a number in [0, 1]")),
+    }
+}
+
 fn parse_pooling(s: &str) -> Result<Pooling, String> {
     Pooling::parse(s).ok_or_else(|| format!("unknown pooling {s:?} (mean, cls, mean-cls)"))
 }
@@ -99,6 +118,13 @@ pub(crate) fn cache_path(a: &EncoderTrainArgs) -> PathBuf {
     a.embedding_cache
         .clone()
         .unwrap_or_else(|| warden_encoder::fetch::cache_root().join("embeddings.sqlite"))
+}
+
+/// Default options with windows that fit the encoder (256 tokens, or its positions if fewer).
+fn encoder_options(dir: &Path, pooling: Pooling) -> Result<EncoderOptions> {
+    let config = warden_encoder::encoder::read_config(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let window = warden_encoder::WindowConfig::for_positions(config.max_position_embeddings);
+    Ok(EncoderOptions { pooling, window, ..Default::default() })
 }
 
 pub(crate) fn encoder_dir(a: Option<&Path>) -> Result<PathBuf> {
@@ -189,6 +215,50 @@ fn head_data(
     })
 }
 
+/// Fits the in-domain probe on the train rows of `source` (dev rows stay out, so dev still
+/// measures it).
+fn fit_domain_probe(
+    xtr: &HeadData,
+    train: &[Record],
+    source: &str,
+    e: &EncoderTrainArgs,
+    taxonomy: &warden_core::Taxonomy,
+) -> Result<(warden_heads::Probe, warden_heads::ProbeInfo)> {
+    let rows: Vec<usize> = (0..train.len()).filter(|&i| train[i].source == source).collect();
+    if rows.is_empty() {
+        let mut names: Vec<&str> = train.iter().map(|r| r.source.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        bail!("--domain-probe {source}: no train rows of that source (sources: {})", names.join(", "));
+    }
+    let mut x = Vec::with_capacity(rows.len() * xtr.dim);
+    for &i in &rows {
+        x.extend_from_slice(xtr.row(i));
+    }
+    let labels: Vec<_> = rows.iter().map(|&i| xtr.labels[i].clone()).collect();
+    let (probe, fitted, labelled, positives) = warden_heads::fit_probe(&x, xtr.dim, &labels, taxonomy.len(), e.probe_l2);
+    let codes: Vec<&str> = taxonomy.codes().collect();
+    let skipped: Vec<&str> = codes.iter().zip(&fitted).filter(|(_, f)| !**f).map(|(c, _)| *c).collect();
+    eprintln!(
+        "  domain probe: {} rows of {source}{}",
+        rows.len(),
+        if skipped.is_empty() { String::new() } else { format!("; not fitted (one class only): {}", skipped.join(", ")) }
+    );
+    if !fitted.iter().any(|f| *f) {
+        bail!("--domain-probe {source}: no category has both positive and negative train rows in that source");
+    }
+    let info = warden_heads::ProbeInfo {
+        source: source.to_string(),
+        rows: rows.len(),
+        l2: e.probe_l2 as f32,
+        weight: e.probe_weight,
+        fitted,
+        labelled,
+        positives,
+    };
+    Ok((probe, info))
+}
+
 fn cap_per_source(rows: Vec<Record>, cap: usize) -> Vec<Record> {
     if cap == 0 {
         return rows;
@@ -227,6 +297,12 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     if a.source_offsets && e.finetune_layers > 0 {
         bail!("--source-offsets applies to frozen-encoder heads only; fine-tuning does not learn the intercepts yet");
     }
+    if e.domain_probe.is_some() && e.finetune_layers > 0 {
+        bail!("--domain-probe applies to a frozen encoder only; it would be fitted on vectors the fine-tuned encoder no longer produces");
+    }
+    if e.probe_l2.is_nan() || e.probe_l2 <= 0.0 {
+        bail!("--probe-l2 must be positive (it is what keeps a few hundred rows from being fitted exactly)");
+    }
     let taxonomy = crate::load_taxonomy(a.data.taxonomy.as_deref())?;
     let (train, dev, data_info, datasheet) = load_training_data(a, &taxonomy)?;
     let full_train = train.len();
@@ -237,7 +313,7 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     }
     let enc_dir = encoder_dir(e.encoder.as_deref())?;
     // Cached embeddings are always mean+CLS; heads pick their slice.
-    let mut encoder = Encoder::load(&enc_dir, EncoderOptions { pooling: Pooling::MeanCls, ..Default::default() })
+    let mut encoder = Encoder::load(&enc_dir, encoder_options(&enc_dir, Pooling::MeanCls)?)
         .with_context(|| format!("loading encoder {}", enc_dir.display()))?;
     let cache_file = cache_path(e);
     let mut cache = EmbeddingCache::open(&cache_file).with_context(|| format!("opening {}", cache_file.display()))?;
@@ -264,6 +340,10 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     };
     let xtr = head_data(&encoder, &mut cache, &train, wtr.clone(), &domains, e.pooling, "train")?;
     let xdev = head_data(&encoder, &mut cache, &dev, vec![1.0; dev.len()], &domains, e.pooling, "dev")?;
+    let probe = match &e.domain_probe {
+        None => None,
+        Some(source) => Some(fit_domain_probe(&xtr, &train, source, e, &taxonomy)?),
+    };
     let target = match &e.target_domain {
         Some(p) => {
             let texts = read_texts(p)?;
@@ -305,7 +385,7 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     let mut calibration = calibration;
     let mut ft_report = serde_json::Value::Null;
     if e.finetune_layers > 0 {
-        let pooled = EncoderOptions { pooling: e.pooling, ..Default::default() };
+        let pooled = encoder_options(&enc_dir, e.pooling)?;
         encoder = Encoder::load(&enc_dir, pooled)?;
         let ftr: Vec<FtExample> =
             train.iter().zip(&wtr).map(|(r, &w)| FtExample { text: &r.text, labels: &r.labels, weight: w }).collect();
@@ -348,10 +428,11 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         heads: heads.config,
         calibration,
         heads_sha256: String::new(),
+        probe: probe.as_ref().map(|(_, info)| info.clone()),
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
     };
-    let mut model = HeadsModel { manifest, heads, encoder_params };
+    let mut model = HeadsModel { manifest, heads, encoder_params, probe: probe.map(|(p, _)| p) };
     // Score dev with the stored (f16) precision, so the recorded metrics are the artifact's.
     model.round_for_storage()?;
     // Dev scores from the cached vectors, window by window as at inference time.
@@ -400,6 +481,13 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         model.manifest.heads.hidden,
         if model.manifest.heads.projection { " behind a shared tanh projection" } else { "" },
     );
+    if let Some(p) = &model.manifest.probe {
+        card.push_str(&format!(
+            "In-domain probe: a ridge logistic regression per category (L2 {}) on the normalised pooled vector, \
+             fitted on the {} train rows of `{}`, is mixed into each score with weight {}.\n\n",
+            p.l2, p.rows, p.source, p.weight
+        ));
+    }
     card.push_str(&card_body(&taxonomy, &policy, &dev_report, &by_source, &datasheet));
     std::fs::write(a.out.join("datasheet.md"), card)?;
     eprintln!("{}", dev_report.to_markdown());
@@ -447,7 +535,8 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     eprintln!("warden train --tier cascade: scoring {} dev rows with the encoder tier", dev.len());
     let enc_scores = if heads.encoder_params.is_empty() {
         // A frozen encoder: reuse the embedding cache that trained the heads.
-        let encoder = Encoder::load(&enc_dir, EncoderOptions { pooling: Pooling::MeanCls, ..Default::default() })
+        let options = EncoderOptions { pooling: Pooling::MeanCls, window: heads.manifest.window, ..Default::default() };
+        let encoder = Encoder::load(&enc_dir, options)
             .with_context(|| format!("loading encoder {}", enc_dir.display()))?;
         let cache_file = cache_path(e);
         let mut cache = EmbeddingCache::open(&cache_file).with_context(|| format!("opening {}", cache_file.display()))?;

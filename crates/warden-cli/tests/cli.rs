@@ -193,12 +193,87 @@ fn helpful_errors() {
 }
 
 #[test]
-fn source_offsets_outside_the_encoder_tier_are_refused() {
+fn encoder_only_options_outside_the_encoder_tier_are_refused() {
     // Measured for the fast tier and not kept; the cascade takes trained heads. Refused
     // before any data is read, rather than silently ignored.
     for tier in ["fast", "cascade"] {
         let out = warden().args(["train", "--tier", tier, "--source-offsets", "--out", "/nonexistent/out"]).output().unwrap();
         assert!(!out.status.success(), "{tier}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("--tier encoder"), "{tier}: {}", String::from_utf8_lossy(&out.stderr));
+        // So is the in-domain probe, which reads encoder vectors.
+        let out = warden()
+            .args(["train", "--tier", tier, "--domain-probe", "openai-moderation", "--out", "/nonexistent/out"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{tier}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--domain-probe") && err.contains("--tier encoder"), "{tier}: {err}");
     }
+}
+
+/// `warden train --tier encoder` end to end on the tiny random BERT (no download): heads on
+/// every source plus an in-domain probe on one source's train rows, a format 2 artifact
+/// that records the probe, and `warden score` loading it. A probe source with no train rows
+/// is refused with the sources that exist.
+#[test]
+fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let enc = tmp.path().join("tiny-bert");
+    std::fs::create_dir_all(&enc).unwrap();
+    warden_encoder::testing::write_tiny_bert(&enc, 3).unwrap();
+    // Words w1..w4 make a text violent; source "dom" is the domain, "pub" public data.
+    let write = |name: &str, n: usize, salt: usize| {
+        let mut f = std::fs::File::create(tmp.path().join(name)).unwrap();
+        for i in 0..n {
+            let violent = i % 3 == 0;
+            let lead = if violent { 1 + i % 4 } else { 10 + i % 20 };
+            let text = format!("w{lead} w{} w{} w{}", (i * 7 + salt) % 40, (i * 13 + salt) % 40, 5 + i % 30);
+            let source = if i % 2 == 0 { "dom" } else { "pub" };
+            let v = u8::from(violent);
+            writeln!(f, r#"{{"id": "{name}{i}", "text": "{text}", "labels": {{"V": {v}, "S": 0}}, "source": "{source}"}}"#).unwrap();
+        }
+    };
+    write("train.jsonl", 240, 0);
+    write("dev.jsonl", 90, 5);
+    let train = |probe: &str, out: &str| {
+        warden()
+            .args(["train", "--tier", "encoder", "--head-epochs", "3", "--domain-probe", probe, "--out"])
+            .arg(tmp.path().join(out))
+            .arg("--encoder")
+            .arg(&enc)
+            .arg("--embedding-cache")
+            .arg(tmp.path().join("emb.sqlite"))
+            .arg("--train-file")
+            .arg(tmp.path().join("train.jsonl"))
+            .arg("--dev-file")
+            .arg(tmp.path().join("dev.jsonl"))
+            .output()
+            .unwrap()
+    };
+    let out = train("dom", "m");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("m/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["probe"]["source"], "dom");
+    assert_eq!(m["probe"]["rows"], 120);
+    // V and S are labelled, V has both classes; S is all negative, so it is not fitted.
+    let fitted: Vec<bool> = m["probe"]["fitted"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+    assert_eq!(fitted, [false, false, true, false, false, false, false, false]);
+    assert!(std::fs::read_to_string(tmp.path().join("m/datasheet.md")).unwrap().contains("In-domain probe"));
+    let scored = warden()
+        .env("WARDEN_ENCODER", &enc)
+        .args(["score", "--model"])
+        .arg(tmp.path().join("m"))
+        .args(["w1 w9 w20 w7", "w15 w9 w20 w7"])
+        .output()
+        .unwrap();
+    assert!(scored.status.success(), "{}", String::from_utf8_lossy(&scored.stderr));
+    let v: Vec<Value> = String::from_utf8(scored.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(v.len(), 2);
+    assert!(v[0]["category_scores"]["violence"].is_number());
+
+    let bad = train("nosuch", "m2");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--domain-probe nosuch") && err.contains("dom, pub"), "{err}");
 }

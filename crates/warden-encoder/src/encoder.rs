@@ -314,7 +314,10 @@ impl Encoder {
         for (i, o) in out.iter().enumerate() {
             if o.is_some() {
                 stats.hits += 1;
-            } else if first.insert(keys[i], i).is_none() {
+            } else if let std::collections::hash_map::Entry::Vacant(v) = first.entry(keys[i]) {
+                // `entry`, not `insert`: a later duplicate must not replace the index of the
+                // occurrence that gets embedded.
+                v.insert(i);
                 todo.push(i);
             }
         }

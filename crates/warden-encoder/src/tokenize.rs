@@ -34,6 +34,14 @@ impl Default for WindowConfig {
 }
 
 impl WindowConfig {
+    /// The default windows, shortened to fit an encoder with `max_positions` positions
+    /// (a small BERT with 128 positions gets windows of 128 tokens, overlapping by 16).
+    pub fn for_positions(max_positions: usize) -> Self {
+        let d = WindowConfig::default();
+        let max_tokens = d.max_tokens.min(max_positions);
+        WindowConfig { max_tokens, overlap: d.overlap.min(max_tokens / 8), ..d }
+    }
+
     pub fn validate(&self, max_positions: usize) -> Result<(), String> {
         if self.max_tokens < 8 {
             return Err(format!("window max_tokens {} is below 8", self.max_tokens));
@@ -231,5 +239,9 @@ mod tests {
         assert!(WindowConfig { max_tokens: 600, overlap: 0, max_windows: 0 }.validate(512).is_err());
         assert!(WindowConfig { max_tokens: 16, overlap: 14, max_windows: 0 }.validate(512).is_err());
         assert!(WindowConfig::default().validate(512).is_ok());
+        assert_eq!(WindowConfig::for_positions(512), WindowConfig::default());
+        let small = WindowConfig::for_positions(40);
+        assert_eq!((small.max_tokens, small.overlap), (40, 5));
+        assert!(small.validate(40).is_ok());
     }
 }

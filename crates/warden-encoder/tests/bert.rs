@@ -173,3 +173,33 @@ fn too_long_a_sequence_is_an_error_not_a_panic() {
     let bad = EncoderOptions { window: WindowConfig { max_tokens: 64, overlap: 0, max_windows: 0 }, ..Default::default() };
     assert!(Encoder::load(dir.path(), bad).is_err());
 }
+
+/// `embed_cached` embeds each distinct missing text once, fills duplicates from it (a later
+/// duplicate once replaced the embedded occurrence's index and panicked), matches `embed`,
+/// and serves the second call from the cache.
+#[test]
+fn cached_embedding_handles_duplicates_and_matches_embed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), 4);
+    let opts = EncoderOptions { window: WindowConfig { max_tokens: 16, overlap: 2, max_windows: 0 }, ..Default::default() };
+    let enc = Encoder::load(dir.path(), opts).unwrap();
+    let mut cache = warden_encoder::cache::EmbeddingCache::open(&dir.path().join("cache.sqlite")).unwrap();
+    let texts = ["w1 w2", "w3 w4 w5", "w1 w2", "w1 w2", "w6"];
+    let (got, stats) = enc.embed_cached(&texts, &mut cache, 2, &mut |_, _| {}).unwrap();
+    assert_eq!((stats.hits, stats.misses), (0, 3));
+    let direct = enc.embed(&texts).unwrap();
+    for (g, d) in got.iter().zip(&direct) {
+        assert_eq!(g.windows.len(), d.windows.len());
+        for (a, b) in g.windows[0].vector.iter().zip(&d.windows[0].vector) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+    let (again, stats) = enc.embed_cached(&texts, &mut cache, 2, &mut |_, _| {}).unwrap();
+    assert_eq!((stats.hits, stats.misses), (5, 0));
+    // Read back at the cache's f16 precision.
+    for (a, b) in again.iter().zip(&got) {
+        for (x, y) in a.windows[0].vector.iter().zip(&b.windows[0].vector) {
+            assert!((x - y).abs() <= 2e-3 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //!   and the Wasserstein critic;
 //! * [`train`] — head training on a frozen encoder's cached embeddings,
 //!   masked BCE, per-head early stopping, calibration, WDANN;
+//! * [`probe`] — the in-domain linear probe mixed into the heads' scores;
 //! * [`finetune`] — fine-tuning the encoder's top layers with the heads;
 //! * [`model`] — the versioned artifact and [`model::EncoderClassifier`];
 //! * [`cascade`] — the fast → encoder cascade, itself a `Classifier`.
@@ -15,10 +16,12 @@ pub mod cascade;
 pub mod finetune;
 pub mod heads;
 pub mod model;
+pub mod probe;
 pub mod train;
 
 pub use cascade::{Band, CascadeClassifier, CascadeManifest, Combiner};
 pub use heads::{Heads, HeadsConfig};
+pub use probe::{fit_probe, Probe, ProbeInfo};
 pub use model::{EncoderClassifier, EncoderManifest, EncoderRef, HeadsModel};
 pub use train::{train_heads, HeadData, HeadTrainConfig, HeadTrainReport, WdannConfig};
 

@@ -14,9 +14,13 @@ use warden_encoder::{Encoder, EncoderOptions, Pooling, TextEmbedding, WindowConf
 use warden_fast::Calibration;
 
 use crate::heads::{Heads, HeadsConfig};
+use crate::probe::{Probe, ProbeInfo};
 use crate::HeadsError;
 
-pub const ENCODER_FORMAT_VERSION: u32 = 1;
+/// Format 2 added the optional in-domain probe ([`ProbeInfo`]); format 1 artifacts (no
+/// probe) still load. A format 1 reader refuses format 2, so a model with a probe is never
+/// scored without it.
+pub const ENCODER_FORMAT_VERSION: u32 = 2;
 pub const ENCODER_KIND: &str = "encoder-heads";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const HEADS_FILE: &str = "heads.safetensors";
@@ -44,6 +48,9 @@ pub struct EncoderManifest {
     pub heads: HeadsConfig,
     pub calibration: Vec<Calibration>,
     pub heads_sha256: String,
+    /// The in-domain probe mixed into the heads' scores, if one was fitted (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeInfo>,
     #[serde(default)]
     pub training: serde_json::Value,
     #[serde(default)]
@@ -58,7 +65,12 @@ pub struct HeadsModel {
     /// Fine-tuned encoder tensors by checkpoint name (empty for a frozen
     /// encoder); stored as `encoder.<name>` in `heads.safetensors`.
     pub encoder_params: HashMap<String, Tensor>,
+    /// The in-domain probe; present exactly when `manifest.probe` is.
+    pub probe: Option<Probe>,
 }
+
+const PROBE_WEIGHT: &str = "probe.weight";
+const PROBE_BIAS: &str = "probe.bias";
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -69,7 +81,7 @@ impl HeadsModel {
     /// Writes `heads.safetensors` and `manifest.json`. The heads and any fine-tuned encoder
     /// tensors are stored as `f16` (every reader converts to `f32`; see
     /// [`Heads::round_to_f16`]) and rounded in memory first, so this model scores exactly as
-    /// the saved one will. Call [`HeadsModel::round_for_storage`] before computing metrics
+    /// the saved one will. So is the probe, as `probe.weight` and `probe.bias`. Call [`HeadsModel::round_for_storage`] before computing metrics
     /// to record. (Fine-tuned tensors were `f32` before 2026-12-07; those files still load.)
     pub fn save(&mut self, dir: &Path) -> Result<(), HeadsError> {
         std::fs::create_dir_all(dir).map_err(|e| HeadsError::io(dir, e))?;
@@ -82,6 +94,15 @@ impl HeadsModel {
             .collect::<Result<_, candle_core::Error>>()?;
         for (k, v) in &self.encoder_params {
             tensors.insert(format!("encoder.{k}"), v.to_dtype(candle_core::DType::F16)?);
+        }
+        if self.probe.is_some() != self.manifest.probe.is_some() {
+            return Err(HeadsError::Format("a probe needs both its weights and its manifest entry".into()));
+        }
+        if let Some(p) = &self.probe {
+            let dev = &Device::Cpu;
+            let cats = p.categories();
+            tensors.insert(PROBE_WEIGHT.into(), Tensor::from_slice(&p.weight, (cats, p.input), dev)?.to_dtype(DType::F16)?);
+            tensors.insert(PROBE_BIAS.into(), Tensor::from_slice(&p.bias, cats, dev)?.to_dtype(DType::F16)?);
         }
         let path = dir.join(HEADS_FILE);
         candle_core::safetensors::save(&tensors, &path)?;
@@ -97,6 +118,9 @@ impl HeadsModel {
     /// [`HeadsModel::save`] stores. Idempotent.
     pub fn round_for_storage(&mut self) -> Result<(), HeadsError> {
         self.heads.round_to_f16()?;
+        if let Some(p) = &mut self.probe {
+            p.round_to_f16()?;
+        }
         for t in self.encoder_params.values_mut() {
             *t = t.detach().to_dtype(candle_core::DType::F16)?.to_dtype(candle_core::DType::F32)?;
         }
@@ -117,9 +141,9 @@ impl HeadsModel {
         if manifest.kind != ENCODER_KIND {
             return Err(HeadsError::Format(format!("kind {:?} is not {ENCODER_KIND:?}", manifest.kind)));
         }
-        if manifest.format_version != ENCODER_FORMAT_VERSION {
+        if !(1..=ENCODER_FORMAT_VERSION).contains(&manifest.format_version) {
             return Err(HeadsError::Format(format!(
-                "format_version {} (this build reads {ENCODER_FORMAT_VERSION})",
+                "format_version {} (this build reads 1 to {ENCODER_FORMAT_VERSION})",
                 manifest.format_version
             )));
         }
@@ -135,7 +159,31 @@ impl HeadsModel {
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("encoder.").map(|n| Ok((n.to_string(), v.to_dtype(DType::F32)?))))
             .collect::<Result<_, candle_core::Error>>()?;
-        Ok(HeadsModel { manifest, heads, encoder_params })
+        let probe = match &manifest.probe {
+            None => None,
+            Some(info) => {
+                let (Some(w), Some(b)) = (tensors.get(PROBE_WEIGHT), tensors.get(PROBE_BIAS)) else {
+                    return Err(HeadsError::Format("the manifest names a probe but heads.safetensors lacks its tensors".into()));
+                };
+                let (cats, input) = w.dims2()?;
+                if cats != manifest.taxonomy.len() || b.dims1()? != cats || input != manifest.heads.input {
+                    return Err(HeadsError::Format(format!(
+                        "probe is {cats} × {input}, expected {} × {}",
+                        manifest.taxonomy.len(),
+                        manifest.heads.input
+                    )));
+                }
+                if info.fitted.len() != cats || !(0.0..=1.0).contains(&info.weight) {
+                    return Err(HeadsError::Format("probe: one `fitted` flag per category and a weight in [0, 1] expected".into()));
+                }
+                Some(Probe {
+                    input,
+                    weight: w.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+                    bias: b.to_dtype(DType::F32)?.to_vec1()?,
+                })
+            }
+        };
+        Ok(HeadsModel { manifest, heads, encoder_params, probe })
     }
 
     /// Raw logits for pooled vectors (`rows × input`).
@@ -149,7 +197,8 @@ impl HeadsModel {
 
     /// Calibrated per-category scores of one text from its window vectors:
     /// each window is scored, the text takes the max per category, and the
-    /// window that gave it is returned alongside.
+    /// window that gave it is returned alongside. With a probe, a window's score is
+    /// `(1 - w) · p_heads + w · p_probe` for each category the probe was fitted on.
     pub fn score_windows(&self, emb: &TextEmbedding) -> Result<(Scores, Vec<usize>), HeadsError> {
         let dim = self.manifest.heads.input;
         let mut x = Vec::with_capacity(emb.windows.len() * dim);
@@ -160,9 +209,16 @@ impl HeadsModel {
         let cats = self.manifest.taxonomy.len();
         let mut scores = vec![0f32; cats];
         let mut driver = vec![0usize; cats];
+        let probe = self.probe.as_ref().zip(self.manifest.probe.as_ref());
         for (wi, z) in logits.iter().enumerate() {
+            let probed = probe.map(|(p, _)| p.predict(&x[wi * dim..(wi + 1) * dim]));
             for c in 0..cats {
-                let p = self.manifest.calibration[c].apply(z[c]);
+                let mut p = self.manifest.calibration[c].apply(z[c]);
+                if let (Some((_, info)), Some(q)) = (probe, &probed) {
+                    if info.fitted[c] {
+                        p = (1.0 - info.weight) * p + info.weight * q[c];
+                    }
+                }
                 if wi == 0 || p > scores[c] {
                     scores[c] = p;
                     driver[c] = wi;

@@ -38,6 +38,7 @@ fn manifest_for(tax: &Taxonomy, heads: &warden_heads::Heads, cal: Vec<warden_fas
         heads: heads.config,
         calibration: cal,
         heads_sha256: String::new(),
+        probe: None,
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
     }
@@ -58,7 +59,7 @@ fn heads_learn_a_separable_problem_and_round_trip() {
         assert!(a.unwrap() > 0.9, "category {c}: dev AUPRC {a:?}");
     }
     let manifest = manifest_for(&tax, &heads, cal);
-    let mut m = HeadsModel { manifest, heads, encoder_params: Default::default() };
+    let mut m = HeadsModel { manifest, heads, encoder_params: Default::default(), probe: None };
     let exact = m.logits(dev.row(0), 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     m.save(dir.path()).unwrap();
@@ -97,7 +98,7 @@ fn fine_tuned_encoder_tensors_are_stored_as_f16_and_old_f32_files_load() {
     let w = Tensor::from_vec(exact.clone(), (3, 4), &Device::Cpu).unwrap();
     let mut encoder_params = std::collections::HashMap::new();
     encoder_params.insert("encoder.layer.1.output.dense.weight".to_string(), w.clone());
-    let mut m = HeadsModel { manifest, heads, encoder_params };
+    let mut m = HeadsModel { manifest, heads, encoder_params, probe: None };
     let dir = tempfile::tempdir().unwrap();
     m.save(dir.path()).unwrap();
     let stored = candle_core::safetensors::load(dir.path().join("heads.safetensors"), &Device::Cpu).unwrap();
@@ -199,4 +200,80 @@ fn domain_offsets_keep_a_sources_base_rate_out_of_the_heads() {
     // (measured: 0.81 without intercepts, 0.19 with them).
     assert!(plain > 0.5, "plain {plain}");
     assert!(with < 0.3 && with < plain - 0.3, "with offsets {with}, plain {plain}");
+}
+
+/// One window's embedding of row `r` of `d`.
+fn window_of(d: &HeadData, r: usize) -> warden_encoder::TextEmbedding {
+    warden_encoder::TextEmbedding {
+        windows: vec![warden_encoder::WindowEmbedding { start: 0, end: 1, vector: d.row(r).to_vec() }],
+        tokens: 1,
+        truncated: false,
+    }
+}
+
+/// A probe is saved with the heads (format 2), scores as `(1 - w)·heads + w·probe` on the
+/// categories it was fitted on and leaves the others to the heads; a format 1 artifact (no
+/// probe) still loads; a manifest naming a probe whose tensors are missing is refused.
+#[test]
+fn the_in_domain_probe_round_trips_and_mixes_only_fitted_categories() {
+    let tax = Taxonomy::builtin();
+    let cats = tax.len();
+    let train = data(400, 16, cats, 1, 0.0);
+    let cfg = HeadTrainConfig { hidden: 8, max_epochs: 2, ..Default::default() };
+    let (heads, cal, _) = train_heads(&cfg, &train, &train, None, None, &mut |_| {}).unwrap();
+    // Category 1 is unknown on odd rows only, so every category can be fitted; make the last
+    // one single-class for the probe, so it must be left to the heads.
+    let mut labels = train.labels.clone();
+    for l in &mut labels {
+        l[cats - 1] = Label::Negative;
+    }
+    let (probe, fitted, labelled, positives) = warden_heads::fit_probe(&train.x, train.dim, &labels, cats, 0.3);
+    assert_eq!(fitted.iter().filter(|f| !**f).count(), 1);
+    assert!(!fitted[cats - 1]);
+    let info = warden_heads::ProbeInfo { source: "s".into(), rows: 400, l2: 0.3, weight: 0.5, fitted, labelled, positives };
+
+    let plain = HeadsModel { manifest: manifest_for(&tax, &heads, cal.clone()), heads: heads.clone(), encoder_params: Default::default(), probe: None };
+    let mut manifest = manifest_for(&tax, &heads, cal);
+    manifest.probe = Some(info);
+    let mut m = HeadsModel { manifest, heads, encoder_params: Default::default(), probe: Some(probe) };
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    let back = HeadsModel::load(dir.path()).unwrap();
+    assert_eq!(back.probe, m.probe, "the probe is stored (f16) and read back as it was rounded");
+    let mut plain_rounded = plain.clone();
+    plain_rounded.round_for_storage().unwrap();
+    for r in 0..20 {
+        let e = window_of(&train, r);
+        let (with, _) = back.score_windows(&e).unwrap();
+        let (without, _) = plain_rounded.score_windows(&e).unwrap();
+        let q = back.probe.as_ref().unwrap().predict(train.row(r));
+        for c in 0..cats - 1 {
+            // Before the taxonomy's parent >= child rule, which only ever raises a parent.
+            if !tax.categories().iter().any(|x| x.parent.as_deref() == Some(tax.categories()[c].code.as_str())) {
+                assert!((with[c] - (0.5 * without[c] + 0.5 * q[c])).abs() < 1e-5, "row {r} category {c}");
+            }
+        }
+        assert_eq!(with[cats - 1], without[cats - 1], "an unfitted category is the heads' alone");
+    }
+
+    // Format 1 (written before the probe existed): loads, no probe.
+    let mut v1 = plain.clone();
+    let d1 = tempfile::tempdir().unwrap();
+    v1.save(d1.path()).unwrap();
+    let mp = d1.path().join("manifest.json");
+    let text = std::fs::read_to_string(&mp).unwrap().replacen("\"format_version\": 2", "\"format_version\": 1", 1);
+    assert!(text.contains("\"format_version\": 1"));
+    std::fs::write(&mp, text).unwrap();
+    let old = HeadsModel::load(d1.path()).unwrap();
+    assert!(old.probe.is_none() && old.manifest.format_version == 1);
+
+    // A manifest naming a probe over a heads file without one is refused.
+    let text = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v1_text = std::fs::read_to_string(&mp).unwrap();
+    let mut v1_json: serde_json::Value = serde_json::from_str(&v1_text).unwrap();
+    v1_json["probe"] = v["probe"].clone();
+    std::fs::write(&mp, serde_json::to_string(&v1_json).unwrap()).unwrap();
+    let err = HeadsModel::load(d1.path()).unwrap_err().to_string();
+    assert!(err.contains("lacks its tensors"), "{err}");
 }
