@@ -38,7 +38,8 @@ pub struct EncoderTrainArgs {
     /// Fit an in-domain probe on this source's train rows (a ridge logistic regression per
     /// category on the normalised pooled vector) and mix it into the heads' scores. The
     /// source is the deployment's own labelled data; with openai-moderation it lifts the
-    /// cascade's moderation-set CV in every category but harassment (docs/encoder-tier.md).
+    /// cascade's moderation-set CV in every category but hate/threatening, which stays level
+    /// (docs/encoder-tier.md).
     #[arg(long)]
     pub domain_probe: Option<String>,
     /// Ridge penalty of the probe's weights (on the summed log-likelihood).

@@ -81,8 +81,9 @@ impl HeadsModel {
     /// Writes `heads.safetensors` and `manifest.json`. The heads and any fine-tuned encoder
     /// tensors are stored as `f16` (every reader converts to `f32`; see
     /// [`Heads::round_to_f16`]) and rounded in memory first, so this model scores exactly as
-    /// the saved one will. So is the probe, as `probe.weight` and `probe.bias`. Call [`HeadsModel::round_for_storage`] before computing metrics
-    /// to record. (Fine-tuned tensors were `f32` before 2026-12-07; those files still load.)
+    /// the saved one will. So is the probe, as `probe.weight` and `probe.bias`. Call
+    /// [`HeadsModel::round_for_storage`] before computing metrics to record. (Fine-tuned
+    /// tensors were `f32` before 2026-12-07; those files still load.)
     pub fn save(&mut self, dir: &Path) -> Result<(), HeadsError> {
         std::fs::create_dir_all(dir).map_err(|e| HeadsError::io(dir, e))?;
         self.round_for_storage()?;
