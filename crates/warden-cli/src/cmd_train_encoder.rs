@@ -98,16 +98,13 @@ fn parse_combine(s: &str) -> Result<Combine, String> {
         return Ok(Combine::Fitted);
     }
     let w = s.strip_prefix("mean:").ok_or("expected `fitted` or `mean:W` (W in [0, 1])")?;
-    match w.parse::<f32>() {
-        Ok(w) if (0.0..=1.0).contains(&w) => Ok(Combine::Mean(w)),
-        _ => Err(format!("{w:?}: the encoder weight must be a number in [0, 1]")),
-    }
+    parse_unit(w).map(Combine::Mean).map_err(|e| format!("the encoder weight {e}"))
 }
 
 fn parse_unit(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(w) if (0.0..=1.0).contains(&w) => Ok(w),
-        _ => Err(format!("{s:?}: expected a number in [0, 1]")),
+        _ => Err(format!("{s:?} is not a number in [0, 1]")),
     }
 }
 

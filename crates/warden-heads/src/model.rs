@@ -212,10 +212,10 @@ impl HeadsModel {
         let mut driver = vec![0usize; cats];
         let probe = self.probe.as_ref().zip(self.manifest.probe.as_ref());
         for (wi, z) in logits.iter().enumerate() {
-            let probed = probe.map(|(p, _)| p.predict(&x[wi * dim..(wi + 1) * dim]));
+            let probed = probe.map(|(p, info)| (info, p.predict(&x[wi * dim..(wi + 1) * dim])));
             for c in 0..cats {
                 let mut p = self.manifest.calibration[c].apply(z[c]);
-                if let (Some((_, info)), Some(q)) = (probe, &probed) {
+                if let Some((info, q)) = &probed {
                     if info.fitted[c] {
                         p = (1.0 - info.weight) * p + info.weight * q[c];
                     }

@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 use warden_core::Label;
+use warden_fast::{backtrack, logistic_loss};
 
 /// What the manifest records about the probe (its weights live in `heads.safetensors` as
 /// `probe.weight` `[categories, input]` and `probe.bias` `[categories]`).
@@ -130,20 +131,14 @@ fn newton(data: &[(&[f64], f64)], d: usize, l2: f64) -> Vec<f64> {
     let mut w = vec![0f64; n];
     w[d] = (prior / (1.0 - prior)).ln();
     let loss = |w: &[f64]| -> f64 {
-        let nll: f64 = data
-            .iter()
-            .map(|(x, t)| {
-                let z = dot(x, &w[..d]) + w[d];
-                // log(1 + e^z) - t z, stable for large |z|.
-                z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z
-            })
-            .sum();
+        let nll: f64 = data.iter().map(|(x, t)| logistic_loss(dot(x, &w[..d]) + w[d], *t)).sum();
         nll + 0.5 * l2 * dot(&w[..d], &w[..d])
     };
     let mut current = loss(&w);
     for _ in 0..50 {
         let mut g = vec![0f64; n];
         let mut h = vec![0f64; n * n];
+        // Only the lower triangle of the Hessian is accumulated: it is all `cholesky_solve` reads.
         for (x, t) in data {
             let p = sigmoid(dot(x, &w[..d]) + w[d]);
             let s = (p * (1.0 - p)).max(1e-12);
@@ -166,28 +161,12 @@ fn newton(data: &[(&[f64], f64)], d: usize, l2: f64) -> Vec<f64> {
             h[i * n + i] += l2;
         }
         h[d * n + d] += 1e-9;
-        // Mirror the lower triangle (accumulated above) into the upper one.
-        for i in 0..n {
-            for j in 0..i {
-                h[j * n + i] = h[i * n + j];
-            }
-        }
         let Some(step) = cholesky_solve(&mut h, &g, n) else { break };
-        // Damped: halve the step until the loss falls (nearly separable classes overshoot).
-        let mut scale = 1.0;
-        let mut accepted = None;
-        for _ in 0..30 {
-            let cand: Vec<f64> = w.iter().zip(&step).map(|(a, s)| a - scale * s).collect();
-            let l = loss(&cand);
-            if l <= current {
-                accepted = Some((cand, l));
-                break;
-            }
-            scale *= 0.5;
-        }
-        let Some((next, l)) = accepted else { break };
-        let moved = next.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        w = next;
+        // Damped (nearly separable classes overshoot a full step).
+        let at = |scale: f64| -> Vec<f64> { w.iter().zip(&step).map(|(a, s)| a - scale * s).collect() };
+        let Some((scale, l)) = backtrack(current, |s| loss(&at(s))) else { break };
+        let moved = step.iter().map(|s| (scale * s).abs()).fold(0.0, f64::max);
+        w = at(scale);
         let gain = current - l;
         current = l;
         if moved < 1e-8 || gain < 1e-10 * current.max(1.0) {
@@ -201,15 +180,16 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Solves `A x = b` for symmetric positive definite `A` (`n × n`, row-major, overwritten by
-/// its Cholesky factor). `None` when `A` is not positive definite.
+/// Solves `A x = b` for symmetric positive definite `A` (`n × n`, row-major). Only the lower
+/// triangle is read, and it is overwritten by the Cholesky factor. `None` when `A` is not
+/// positive definite.
 fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
     for j in 0..n {
         let mut diag = a[j * n + j];
         for k in 0..j {
             diag -= a[j * n + k] * a[j * n + k];
         }
-        if diag.is_nan() || diag <= 0.0 || !diag.is_finite() {
+        if !diag.is_finite() || diag <= 0.0 {
             return None;
         }
         let ljj = diag.sqrt();
