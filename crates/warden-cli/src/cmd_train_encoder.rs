@@ -36,14 +36,18 @@ pub struct EncoderTrainArgs {
     #[arg(long, default_value_t = 0.01)]
     pub wdann_lambda: f64,
     /// Fit an in-domain probe on this source's train rows (a ridge logistic regression per
-    /// category on the normalised pooled vector) and mix it into the heads' scores. The
-    /// source is the deployment's own labelled data; with openai-moderation it lifts the
-    /// cascade's moderation-set CV in every category but hate/threatening, which stays level
-    /// (docs/encoder-tier.md).
+    /// category, on the encoder's layer means by default) and mix it into the heads' scores.
+    /// The source is the deployment's own labelled data; with openai-moderation it lifts
+    /// the cascade's moderation-set CV (docs/encoder-tier.md, "In-domain probe").
     #[arg(long)]
     pub domain_probe: Option<String>,
+    /// What the probe reads: `layer-means` (the mean of every transformer layer's output,
+    /// each normalised; one extra pooling per layer at inference) or `pooled` (the heads'
+    /// pooled vector, the format 2 probe).
+    #[arg(long, default_value = "layer-means", value_parser = parse_probe_features)]
+    pub probe_features: ProbeFeatureKind,
     /// Ridge penalty of the probe's weights (on the summed log-likelihood).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.1)]
     pub probe_l2: f64,
     /// The probe's share of a score: (1 - W)·heads + W·probe.
     #[arg(long, default_value_t = 0.5, value_parser = parse_unit)]
@@ -108,6 +112,21 @@ fn parse_unit(s: &str) -> Result<f32, String> {
     }
 }
 
+/// `--probe-features`; the layer count comes from the encoder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ProbeFeatureKind {
+    Pooled,
+    LayerMeans,
+}
+
+fn parse_probe_features(s: &str) -> Result<ProbeFeatureKind, String> {
+    match s {
+        "pooled" => Ok(ProbeFeatureKind::Pooled),
+        "layer-means" => Ok(ProbeFeatureKind::LayerMeans),
+        _ => Err(format!("unknown probe features {s:?} (layer-means, pooled)")),
+    }
+}
+
 fn parse_pooling(s: &str) -> Result<Pooling, String> {
     Pooling::parse(s).ok_or_else(|| format!("unknown pooling {s:?} (mean, cls, mean-cls)"))
 }
@@ -123,6 +142,18 @@ fn encoder_options(dir: &Path, pooling: Pooling) -> Result<EncoderOptions> {
     let config = warden_encoder::encoder::read_config(dir).with_context(|| format!("reading {}", dir.display()))?;
     let window = warden_encoder::WindowConfig::for_positions(config.max_position_embeddings);
     Ok(EncoderOptions { pooling, window, ..Default::default() })
+}
+
+/// The mean+CLS encoder that fills the embedding cache for frozen-encoder heads, with the
+/// layer means appended when `heads` has a probe that reads them (cached under their own id).
+fn frozen_cache_encoder(enc_dir: &Path, heads: &HeadsModel) -> Result<Encoder> {
+    let options = EncoderOptions {
+        pooling: Pooling::MeanCls,
+        window: heads.manifest.window,
+        layer_means: heads.needs_layer_means(),
+        ..Default::default()
+    };
+    Encoder::load(enc_dir, options).with_context(|| format!("loading encoder {}", enc_dir.display()))
 }
 
 pub(crate) fn encoder_dir(a: Option<&Path>) -> Result<PathBuf> {
@@ -159,21 +190,26 @@ pub(crate) fn embed_texts(encoder: &Encoder, cache: &mut EmbeddingCache, texts: 
     };
     let mut x = Vec::with_capacity(texts.len() * width);
     for e in &embs {
-        let n = e.windows.len().max(1) as f32;
-        let mut v = vec![0f32; width];
-        for w in &e.windows {
-            for (acc, val) in v.iter_mut().zip(&w.vector[from..from + width]) {
-                *acc += val / n;
-            }
-        }
-        x.extend(v);
+        x.extend(window_mean(e, from, width));
     }
     Ok((width, x))
 }
 
+/// The mean over a text's windows of `vector[from..from + width]`.
+fn window_mean(e: &warden_encoder::TextEmbedding, from: usize, width: usize) -> Vec<f32> {
+    let n = e.windows.len().max(1) as f32;
+    let mut v = vec![0f32; width];
+    for w in &e.windows {
+        for (acc, val) in v.iter_mut().zip(&w.vector[from..from + width]) {
+            *acc += val / n;
+        }
+    }
+    v
+}
+
 /// Scores texts with a frozen-encoder heads model from the embedding cache (embedding only
-/// the texts it lacks), window by window as at inference time. `encoder` must be the
-/// mean+CLS encoder the cache is filled with.
+/// the texts it lacks), window by window as at inference time. `encoder` must be
+/// [`frozen_cache_encoder`]'s: mean+CLS, then the layer means if the model reads them.
 fn cached_scores(model: &HeadsModel, encoder: &Encoder, cache: &mut EmbeddingCache, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
     let d = encoder.config().hidden_size;
     let pooling = model.manifest.pooling;
@@ -182,11 +218,15 @@ fn cached_scores(model: &HeadsModel, encoder: &Encoder, cache: &mut EmbeddingCac
         .into_iter()
         .map(|mut emb| {
             for w in &mut emb.windows {
-                w.vector = match pooling {
-                    Pooling::Mean => w.vector[..d].to_vec(),
-                    Pooling::Cls => w.vector[d..].to_vec(),
-                    Pooling::MeanCls => w.vector.clone(),
+                // The heads' slice of mean+CLS, then whatever follows it (layer means).
+                let (pooled, rest) = w.vector.split_at(2 * d);
+                let mut v = match pooling {
+                    Pooling::Mean => pooled[..d].to_vec(),
+                    Pooling::Cls => pooled[d..].to_vec(),
+                    Pooling::MeanCls => pooled.to_vec(),
                 };
+                v.extend_from_slice(rest);
+                w.vector = v;
             }
             model.score_windows(&emb).map(|(s, _)| s)
         })
@@ -214,13 +254,15 @@ fn head_data(
 }
 
 /// Fits the in-domain probe on the train rows of `source` (dev rows stay out, so dev still
-/// measures it).
+/// measures it). On layer means, those rows are embedded with `layered` (through the
+/// cache); a text with several windows fits on the mean of its windows' layer means.
 fn fit_domain_probe(
     xtr: &HeadData,
     train: &[Record],
     source: &str,
     e: &EncoderTrainArgs,
     taxonomy: &warden_core::Taxonomy,
+    layered: Option<(&Encoder, &mut EmbeddingCache)>,
 ) -> Result<(warden_heads::Probe, warden_heads::ProbeInfo)> {
     let rows: Vec<usize> = (0..train.len()).filter(|&i| train[i].source == source).collect();
     if rows.is_empty() {
@@ -229,12 +271,33 @@ fn fit_domain_probe(
         names.dedup();
         bail!("--domain-probe {source}: no train rows of that source (sources: {})", names.join(", "));
     }
-    let mut x = Vec::with_capacity(rows.len() * xtr.dim);
-    for &i in &rows {
-        x.extend_from_slice(xtr.row(i));
-    }
+    let (features, dim, x) = match layered {
+        None => {
+            let mut x = Vec::with_capacity(rows.len() * xtr.dim);
+            for &i in &rows {
+                x.extend_from_slice(xtr.row(i));
+            }
+            (warden_heads::ProbeFeatures::Pooled, xtr.dim, x)
+        }
+        Some((encoder, cache)) => {
+            let texts: Vec<&str> = rows.iter().map(|&i| train[i].text.as_str()).collect();
+            let pb = crate::progress::bar(texts.len() as u64, "probe rows", false);
+            let (embs, stats) = encoder
+                .embed_cached(&texts, cache, 64, &mut |done, _| pb.set_position(done as u64))
+                .context("embedding the probe's rows with layer means")?;
+            pb.finish_and_clear();
+            let (from, dim) = (encoder.pooled_width(), encoder.layer_means_width());
+            let layers = encoder.config().num_hidden_layers;
+            eprintln!("  domain probe: layer means of {} rows ({} from the cache)", texts.len(), stats.hits);
+            let mut x = Vec::with_capacity(texts.len() * dim);
+            for emb in &embs {
+                x.extend(warden_heads::layer_features(&window_mean(emb, from, dim), layers));
+            }
+            (warden_heads::ProbeFeatures::LayerMeans { layers }, dim, x)
+        }
+    };
     let labels: Vec<_> = rows.iter().map(|&i| xtr.labels[i].clone()).collect();
-    let (probe, fitted, labelled, positives) = warden_heads::fit_probe(&x, xtr.dim, &labels, taxonomy.len(), e.probe_l2);
+    let (probe, fitted, labelled, positives) = warden_heads::fit_probe(&x, dim, &labels, taxonomy.len(), e.probe_l2);
     let codes: Vec<&str> = taxonomy.codes().collect();
     let skipped: Vec<&str> = codes.iter().zip(&fitted).filter(|(_, f)| !**f).map(|(c, _)| *c).collect();
     eprintln!(
@@ -248,6 +311,7 @@ fn fit_domain_probe(
     let info = warden_heads::ProbeInfo {
         source: source.to_string(),
         rows: rows.len(),
+        features,
         l2: e.probe_l2 as f32,
         weight: e.probe_weight,
         fitted,
@@ -338,9 +402,18 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     };
     let xtr = head_data(&encoder, &mut cache, &train, wtr.clone(), &domains, e.pooling, "train")?;
     let xdev = head_data(&encoder, &mut cache, &dev, vec![1.0; dev.len()], &domains, e.pooling, "dev")?;
+    // The probe on layer means reads a second, wider embedding of its own rows (and, when
+    // scoring dev below, of the dev rows), cached under its own id.
+    let layered = match (&e.domain_probe, e.probe_features) {
+        (Some(_), ProbeFeatureKind::LayerMeans) => {
+            let options = EncoderOptions { layer_means: true, ..encoder.options().clone() };
+            Some(Encoder::load(&enc_dir, options).with_context(|| format!("loading encoder {}", enc_dir.display()))?)
+        }
+        _ => None,
+    };
     let probe = match &e.domain_probe {
         None => None,
-        Some(source) => Some(fit_domain_probe(&xtr, &train, source, e, &taxonomy)?),
+        Some(source) => Some(fit_domain_probe(&xtr, &train, source, e, &taxonomy, layered.as_ref().map(|enc| (enc, &mut cache)))?),
     };
     let target = match &e.target_domain {
         Some(p) => {
@@ -437,7 +510,7 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
     let dev_scores: Vec<Vec<f32>> = if model.encoder_params.is_empty() {
         // `encoder` is still the mean+CLS one the cache was filled with.
-        cached_scores(&model, &encoder, &mut cache, &texts)?
+        cached_scores(&model, layered.as_ref().unwrap_or(&encoder), &mut cache, &texts)?
     } else {
         let clf = warden_heads::EncoderClassifier::new(model.clone(), &enc_dir)?;
         crate::cmd_eval::score_records(&clf, &dev)?
@@ -480,8 +553,14 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
         if model.manifest.heads.projection { " behind a shared tanh projection" } else { "" },
     );
     if let Some(p) = &model.manifest.probe {
+        let on = match p.features {
+            warden_heads::ProbeFeatures::Pooled => "the normalised pooled vector".to_string(),
+            warden_heads::ProbeFeatures::LayerMeans { layers } => {
+                format!("the mean of each of the encoder's {layers} layers' outputs, each normalised")
+            }
+        };
         card.push_str(&format!(
-            "In-domain probe: a ridge logistic regression per category (L2 {}) on the normalised pooled vector, \
+            "In-domain probe: a ridge logistic regression per category (L2 {}) on {on}, \
              fitted on the {} train rows of `{}`, is mixed into each score with weight {}.\n\n",
             p.l2, p.rows, p.source, p.weight
         ));
@@ -533,9 +612,7 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     eprintln!("warden train --tier cascade: scoring {} dev rows with the encoder tier", dev.len());
     let enc_scores = if heads.encoder_params.is_empty() {
         // A frozen encoder: reuse the embedding cache that trained the heads.
-        let options = EncoderOptions { pooling: Pooling::MeanCls, window: heads.manifest.window, ..Default::default() };
-        let encoder = Encoder::load(&enc_dir, options)
-            .with_context(|| format!("loading encoder {}", enc_dir.display()))?;
+        let encoder = frozen_cache_encoder(&enc_dir, &heads)?;
         let cache_file = cache_path(e);
         let mut cache = EmbeddingCache::open(&cache_file).with_context(|| format!("opening {}", cache_file.display()))?;
         let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();

@@ -212,8 +212,10 @@ fn encoder_only_options_outside_the_encoder_tier_are_refused() {
 }
 
 /// `warden train --tier encoder` end to end on the tiny random BERT (no download): heads on
-/// every source plus an in-domain probe on one source's train rows, a format 2 artifact
-/// that records the probe, and `warden score` loading it. A probe source with no train rows
+/// every source plus an in-domain probe on one source's train rows (on the encoder's layer
+/// means by default, or on the pooled vector), a format 3 artifact that records the probe,
+/// and `warden score` and `warden eval` loading it; eval's live scores agree with the dev
+/// metrics the trainer computed from the embedding cache. A probe source with no train rows
 /// is refused with the sources that exist.
 #[test]
 fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
@@ -235,9 +237,10 @@ fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
     };
     write("train.jsonl", 240, 0);
     write("dev.jsonl", 90, 5);
-    let train = |probe: &str, out: &str| {
+    let train = |probe: &str, out: &str, features: &str| {
         warden()
-            .args(["train", "--tier", "encoder", "--head-epochs", "3", "--domain-probe", probe, "--out"])
+            .args(["train", "--tier", "encoder", "--head-epochs", "3", "--domain-probe", probe, "--probe-features", features])
+            .arg("--out")
             .arg(tmp.path().join(out))
             .arg("--encoder")
             .arg(&enc)
@@ -250,10 +253,11 @@ fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
             .output()
             .unwrap()
     };
-    let out = train("dom", "m");
+    let out = train("dom", "m", "layer-means");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("m/manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["format_version"], 3);
+    assert_eq!(m["probe"]["features"], serde_json::json!({"layer-means": {"layers": 2}}), "the tiny BERT has 2 layers");
     assert_eq!(m["probe"]["source"], "dom");
     assert_eq!(m["probe"]["rows"], 120);
     // V and S are labelled, V has both classes; S is all negative, so it is not fitted.
@@ -271,8 +275,27 @@ fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
     let v: Vec<Value> = String::from_utf8(scored.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(v.len(), 2);
     assert!(v[0]["category_scores"]["violence"].is_number());
+    // The live encoder (layer means computed in the forward pass) scores dev as the trainer
+    // did from the cache (f16 vectors, hence the tolerance).
+    let eval = warden()
+        .env("WARDEN_ENCODER", &enc)
+        .args(["eval", "--format", "json", "--model"])
+        .arg(tmp.path().join("m"))
+        .arg("--data")
+        .arg(tmp.path().join("dev.jsonl"))
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let e: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let (live, trained) = (e["categories"]["V"]["auprc"].as_f64().unwrap(), m["metrics"]["dev"]["categories"]["V"]["auprc"].as_f64().unwrap());
+    assert!((live - trained).abs() < 0.02, "eval {live} against the trainer's {trained}");
 
-    let bad = train("nosuch", "m2");
+    let out = train("dom", "m-pooled", "pooled");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("m-pooled/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["probe"]["features"], "pooled");
+
+    let bad = train("nosuch", "m2", "layer-means");
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--domain-probe nosuch") && err.contains("dom, pub"), "{err}");

@@ -244,6 +244,19 @@ impl BertModel {
     /// Runs the encoder. `ids` and `mask` are `[batch, len]` (`u32`; mask
     /// 1 for tokens, 0 for padding); returns hidden states `[batch, len, d]`.
     pub fn forward(&self, ids: &Tensor, type_ids: Option<&Tensor>, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_visiting(ids, type_ids, mask, mode, &mut |_| Ok(()))
+    }
+
+    /// [`forward`](Self::forward) that also hands each transformer layer's output
+    /// `[batch, len, d]` to `visit`, first layer first (the last one is also returned).
+    pub fn forward_visiting(
+        &self,
+        ids: &Tensor,
+        type_ids: Option<&Tensor>,
+        mask: &Tensor,
+        mode: Mode,
+        visit: &mut dyn FnMut(&Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
         if l > self.config.max_position_embeddings {
             candle_core::bail!(
@@ -272,6 +285,7 @@ impl BertModel {
 
         for layer in &self.layers {
             x = self.layer_forward(layer, &x, &bias, mode, hidden_p, attn_p)?;
+            visit(&x)?;
         }
         Ok(x)
     }

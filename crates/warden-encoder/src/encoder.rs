@@ -27,6 +27,10 @@ pub enum EncoderError {
 pub struct EncoderOptions {
     pub window: WindowConfig,
     pub pooling: Pooling,
+    /// Append, after the pooled vector, the mean over tokens of every transformer layer's
+    /// output (`num_hidden_layers × d` more values per window; what an in-domain probe on
+    /// layer features reads). Part of the embedding id, so cached vectors never mix.
+    pub layer_means: bool,
     /// Upper bound on `batch × padded length` of one forward pass; keeps
     /// memory flat whatever the mix of lengths.
     pub max_batch_tokens: usize,
@@ -40,6 +44,7 @@ impl Default for EncoderOptions {
         EncoderOptions {
             window: WindowConfig::default(),
             pooling: Pooling::Mean,
+            layer_means: false,
             max_batch_tokens: 4096,
             max_batch: 64,
             device: Device::Cpu,
@@ -160,15 +165,30 @@ impl Encoder {
     pub fn tokenizer(&self) -> &WindowTokenizer {
         &self.tokenizer
     }
-    /// Width of one pooled vector.
+    /// Width of one window's vector: the pooled vector, then the layer means if asked for.
     pub fn width(&self) -> usize {
+        self.pooled_width() + self.layer_means_width()
+    }
+
+    /// Width of the pooled part of a window's vector (what heads read).
+    pub fn pooled_width(&self) -> usize {
         self.options.pooling.width(self.model.hidden_size())
+    }
+
+    /// Width of the layer means after the pooled part (0 without `layer_means`).
+    pub fn layer_means_width(&self) -> usize {
+        if self.options.layer_means {
+            self.model.config.num_hidden_layers * self.model.hidden_size()
+        } else {
+            0
+        }
     }
 
     /// Identifies everything besides the weights that changes an embedding;
     /// part of embedding-cache keys.
     pub fn embedding_id(&self) -> String {
-        format!("warden-embed/1|{}|{}", self.options.pooling.as_str(), self.options.window.id())
+        let layers = if self.options.layer_means { "|layer-means" } else { "" };
+        format!("warden-embed/1|{}|{}{layers}", self.options.pooling.as_str(), self.options.window.id())
     }
 
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<TextEmbedding>, EncoderError> {
@@ -235,8 +255,20 @@ impl Encoder {
     /// vectors row-major (`windows.len() × width`).
     pub fn forward_windows(&self, windows: &[&[u32]]) -> Result<Vec<f32>, EncoderError> {
         let (ids, mask) = pad_batch(windows, &self.options.device)?;
-        let hidden = self.model.forward(&ids, None, &mask, Mode::Infer)?;
-        let pooled = pool(&hidden, &mask, self.options.pooling)?;
+        let mut parts = Vec::new();
+        let hidden = if self.options.layer_means {
+            // Masked means as one batched matmul per layer: [b, 1, l] weights × [b, l, d].
+            let m = mask.to_dtype(DType::F32)?;
+            let weights = m.broadcast_div(&m.sum_keepdim(1)?.clamp(1e-9, f64::MAX)?)?.unsqueeze(1)?;
+            self.model.forward_visiting(&ids, None, &mask, Mode::Infer, &mut |h| {
+                parts.push(weights.matmul(h)?.squeeze(1)?);
+                Ok(())
+            })?
+        } else {
+            self.model.forward(&ids, None, &mask, Mode::Infer)?
+        };
+        parts.insert(0, pool(&hidden, &mask, self.options.pooling)?);
+        let pooled = Tensor::cat(&parts, 1)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     }
 }

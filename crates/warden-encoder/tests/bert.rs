@@ -203,3 +203,53 @@ fn cached_embedding_handles_duplicates_and_matches_embed() {
         }
     }
 }
+
+/// `layer_means` appends one mean-pooled block per transformer layer after the pooled
+/// vector: the pooled part is unchanged, the last block is the last layer's mean (the
+/// mean half of mean+CLS), each block matches a mean over that layer's own output, and the
+/// embedding id differs so the cache never mixes the two widths.
+#[test]
+fn layer_means_follow_the_pooled_vector_one_block_per_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_tiny_bert(dir.path(), 5);
+    let window = WindowConfig { max_tokens: 16, overlap: 2, max_windows: 0 };
+    let plain = Encoder::load(dir.path(), EncoderOptions { window, pooling: Pooling::MeanCls, ..Default::default() }).unwrap();
+    let layered =
+        Encoder::load(dir.path(), EncoderOptions { window, pooling: Pooling::MeanCls, layer_means: true, ..Default::default() })
+            .unwrap();
+    let (d, layers) = (cfg.hidden_size, cfg.num_hidden_layers);
+    assert_eq!(layered.pooled_width(), 2 * d);
+    assert_eq!(layered.layer_means_width(), layers * d);
+    assert_eq!(layered.width(), (2 + layers) * d);
+    assert_eq!(plain.layer_means_width(), 0);
+    assert_ne!(plain.embedding_id(), layered.embedding_id());
+    let texts = ["w1 w2 w3", "w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20"];
+    let a = plain.embed(&texts).unwrap();
+    let b = layered.embed(&texts).unwrap();
+    let close = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max) < 1e-5;
+    for (ta, tb) in a.iter().zip(&b) {
+        assert_eq!(ta.windows.len(), tb.windows.len());
+        for (wa, wb) in ta.windows.iter().zip(&tb.windows) {
+            assert_eq!(wb.vector.len(), (2 + layers) * d);
+            assert!(close(&wa.vector, &wb.vector[..2 * d]), "the pooled part changed");
+            assert!(close(&wb.vector[..d], &wb.vector[(1 + layers) * d..]), "last block is not the last layer's mean");
+        }
+    }
+    // Each block against the layer outputs themselves, on one unpadded window.
+    let tk = layered.tokenizer().tokenize_batch(&texts[..1]).unwrap();
+    let ids = &tk[0].windows[0].ids;
+    let (ids_t, mask) = warden_encoder::encoder::pad_batch(&[ids.as_slice()], &Device::Cpu).unwrap();
+    let mut means: Vec<Vec<f32>> = Vec::new();
+    layered
+        .model
+        .forward_visiting(&ids_t, None, &mask, Mode::Infer, &mut |h| {
+            means.push(h.mean(1)?.flatten_all()?.to_vec1::<f32>()?);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(means.len(), layers);
+    for (l, m) in means.iter().enumerate() {
+        assert!(close(m, &b[0].windows[0].vector[(2 + l) * d..(3 + l) * d]), "layer {l}");
+    }
+    assert!(!close(&means[0], &means[layers - 1]), "layers should differ");
+}

@@ -21,7 +21,7 @@ pub mod train;
 
 pub use cascade::{Band, CascadeClassifier, CascadeManifest, Combiner};
 pub use heads::{Heads, HeadsConfig};
-pub use probe::{fit_probe, Probe, ProbeInfo};
+pub use probe::{fit_probe, layer_features, Probe, ProbeFeatures, ProbeInfo};
 pub use model::{EncoderClassifier, EncoderManifest, EncoderRef, HeadsModel};
 pub use train::{train_heads, HeadData, HeadTrainConfig, HeadTrainReport, WdannConfig};
 

@@ -14,13 +14,14 @@ use warden_encoder::{Encoder, EncoderOptions, Pooling, TextEmbedding, WindowConf
 use warden_fast::Calibration;
 
 use crate::heads::{Heads, HeadsConfig};
-use crate::probe::{Probe, ProbeInfo};
+use crate::probe::{layer_features, Probe, ProbeFeatures, ProbeInfo};
 use crate::HeadsError;
 
-/// Format 2 added the optional in-domain probe ([`ProbeInfo`]); format 1 artifacts (no
-/// probe) still load. A format 1 reader refuses format 2, so a model with a probe is never
-/// scored without it.
-pub const ENCODER_FORMAT_VERSION: u32 = 2;
+/// Format 2 added the optional in-domain probe ([`ProbeInfo`]); format 3 lets the probe
+/// read the encoder's layer means ([`ProbeFeatures::LayerMeans`]). Formats 1 and 2 still
+/// load. An older reader refuses a newer format, so a model is never scored without its
+/// probe or with the probe on the wrong features.
+pub const ENCODER_FORMAT_VERSION: u32 = 3;
 pub const ENCODER_KIND: &str = "encoder-heads";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const HEADS_FILE: &str = "heads.safetensors";
@@ -167,12 +168,22 @@ impl HeadsModel {
                     return Err(HeadsError::Format("the manifest names a probe but heads.safetensors lacks its tensors".into()));
                 };
                 let (cats, input) = w.dims2()?;
-                if cats != manifest.taxonomy.len() || b.dims1()? != cats || input != manifest.heads.input {
+                let expected = match info.features {
+                    ProbeFeatures::Pooled => input == manifest.heads.input,
+                    ProbeFeatures::LayerMeans { layers } => layers > 0 && input % layers == 0,
+                };
+                if cats != manifest.taxonomy.len() || b.dims1()? != cats || !expected {
                     return Err(HeadsError::Format(format!(
-                        "probe is {cats} × {input}, expected {} × {}",
+                        "probe is {cats} × {input}, expected {} categories over {}",
                         manifest.taxonomy.len(),
-                        manifest.heads.input
+                        match info.features {
+                            ProbeFeatures::Pooled => format!("the {} wide pooled vector", manifest.heads.input),
+                            ProbeFeatures::LayerMeans { layers } => format!("{layers} equal layer blocks"),
+                        }
                     )));
+                }
+                if manifest.format_version < 3 && info.features != ProbeFeatures::Pooled {
+                    return Err(HeadsError::Format("a probe on layer means needs format 3".into()));
                 }
                 if info.fitted.len() != cats || !(0.0..=1.0).contains(&info.weight) {
                     return Err(HeadsError::Format("probe: one `fitted` flag per category and a weight in [0, 1] expected".into()));
@@ -196,14 +207,31 @@ impl HeadsModel {
         Ok(self.heads.forward(&t, false)?.to_vec2::<f32>()?)
     }
 
+    /// Whether window vectors must carry the encoder's layer means after the pooled vector
+    /// (a probe on [`ProbeFeatures::LayerMeans`]).
+    pub fn needs_layer_means(&self) -> bool {
+        matches!(self.manifest.probe.as_ref().map(|p| p.features), Some(ProbeFeatures::LayerMeans { .. }))
+    }
+
     /// Calibrated per-category scores of one text from its window vectors:
     /// each window is scored, the text takes the max per category, and the
     /// window that gave it is returned alongside. With a probe, a window's score is
     /// `(1 - w) · p_heads + w · p_probe` for each category the probe was fitted on.
+    ///
+    /// A window vector is the heads' pooled vector (`heads.input` wide), followed by the
+    /// encoder's layer means when [`HeadsModel::needs_layer_means`].
     pub fn score_windows(&self, emb: &TextEmbedding) -> Result<(Scores, Vec<usize>), HeadsError> {
         let dim = self.manifest.heads.input;
+        let need = dim + if self.needs_layer_means() { self.probe.as_ref().map_or(0, |p| p.input) } else { 0 };
         let mut x = Vec::with_capacity(emb.windows.len() * dim);
         for w in &emb.windows {
+            if w.vector.len() < need {
+                return Err(HeadsError::Format(format!(
+                    "window vectors are {} wide, the model reads {need} (pooled vector{})",
+                    w.vector.len(),
+                    if need > dim { " and layer means" } else { "" }
+                )));
+            }
             x.extend_from_slice(&w.vector[..dim]);
         }
         let logits = self.logits(&x, emb.windows.len())?;
@@ -212,7 +240,15 @@ impl HeadsModel {
         let mut driver = vec![0usize; cats];
         let probe = self.probe.as_ref().zip(self.manifest.probe.as_ref());
         for (wi, z) in logits.iter().enumerate() {
-            let probed = probe.map(|(p, info)| (info, p.predict(&x[wi * dim..(wi + 1) * dim])));
+            let probed = probe.map(|(p, info)| {
+                let q = match info.features {
+                    ProbeFeatures::Pooled => p.predict(&x[wi * dim..(wi + 1) * dim]),
+                    ProbeFeatures::LayerMeans { layers } => {
+                        p.predict(&layer_features(&emb.windows[wi].vector[dim..dim + p.input], layers))
+                    }
+                };
+                (info, q)
+            });
             for c in 0..cats {
                 let mut p = self.manifest.calibration[c].apply(z[c]);
                 if let Some((info, q)) = &probed {
@@ -257,9 +293,10 @@ impl EncoderClassifier {
 
     pub fn new(heads: HeadsModel, encoder_dir: &Path) -> Result<Self, HeadsError> {
         let m = &heads.manifest;
+        let layer_means = heads.needs_layer_means();
         let mut encoder = Encoder::load(
             encoder_dir,
-            EncoderOptions { pooling: m.pooling, window: m.window, ..Default::default() },
+            EncoderOptions { pooling: m.pooling, window: m.window, layer_means, ..Default::default() },
         )?;
         if encoder.sha256() != m.encoder.safetensors_sha256 {
             return Err(HeadsError::EncoderMismatch {
@@ -277,12 +314,21 @@ impl EncoderClassifier {
                 )));
             }
         }
-        if encoder.width() != m.heads.input {
+        if encoder.pooled_width() != m.heads.input {
             return Err(HeadsError::Format(format!(
                 "heads read {} wide vectors, the encoder pools to {}",
                 m.heads.input,
-                encoder.width()
+                encoder.pooled_width()
             )));
+        }
+        if let (true, Some(p)) = (layer_means, &heads.probe) {
+            if encoder.layer_means_width() != p.input {
+                return Err(HeadsError::Format(format!(
+                    "the probe reads {} layer-mean values, the encoder gives {}",
+                    p.input,
+                    encoder.layer_means_width()
+                )));
+            }
         }
         Ok(EncoderClassifier { heads, encoder })
     }

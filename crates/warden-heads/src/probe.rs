@@ -1,23 +1,54 @@
-//! The in-domain probe: one ridge-regularised logistic regression per category on the
-//! L2-normalised pooled vector, fitted only on the rows of the deployment's own domain
-//! (one named source), and mixed into the heads' calibrated probability.
+//! The in-domain probe: one ridge-regularised logistic regression per category on
+//! normalised encoder features (the mean of each layer's output by default, or the heads'
+//! pooled vector: [`ProbeFeatures`]), fitted only on the rows of the deployment's own
+//! domain (one named source), and mixed into the heads' calibrated probability.
 //!
 //! Why: the MLP heads learn from every source together, ~100k public rows against a few
 //! hundred from the domain the model is deployed on. With the frozen encoder, a linear
 //! model on just those few hundred in-domain rows ranks better than the heads on most
-//! categories of that domain (moderation-set CV: `any` 0.760 against 0.710, violence .42
-//! against .17), and the two err differently, so their mean beats both
-//! (docs/encoder-tier.md, "In-domain probe"). A linear model is the right size for a few
-//! hundred rows; the ridge penalty stands in for early stopping, so no dev rows are spent.
+//! categories of that domain (moderation-set CV: `any` 0.760 against 0.710 on the pooled
+//! vector, 0.789 on the layer means), and the two err differently, so their mean beats
+//! both (docs/encoder-tier.md, "In-domain probe" and "Layer features for the probe"). A
+//! linear model is the right size for a few hundred rows; the ridge penalty stands in for
+//! early stopping, so no dev rows are spent.
 //!
 //! The fit is Newton's method on the penalised log-likelihood, each step a Cholesky solve
-//! of the `(d + 1) × (d + 1)` Hessian (d = 384 for MiniLM). The Hessian is symmetric
-//! positive definite by construction (the ridge term), which is exactly the case Cholesky
-//! handles, so a general linear-algebra dependency is not needed for it.
+//! of the Hessian, which is symmetric positive definite by construction (the ridge term):
+//! exactly the case Cholesky handles, so a general linear-algebra dependency is not needed.
+//! With fewer rows than features (674 rows, 2,304 layer features) the steps run in the
+//! rows' span, on `n + 1` unknowns instead of `d + 1` (`fit_one`).
 
 use serde::{Deserialize, Serialize};
 use warden_core::Label;
 use warden_fast::{backtrack, logistic_loss};
+
+/// What the probe reads from each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeFeatures {
+    /// The heads' pooled vector (format 2 probes; the manifest's default when absent).
+    #[default]
+    Pooled,
+    /// The mean over tokens of each of the encoder's `layers` transformer layers' outputs,
+    /// each block L2-normalised, concatenated and scaled by `1/sqrt(layers)`
+    /// ([`layer_features`]). Lower layers keep lexical detail the last layer pools away;
+    /// on the moderation set this probe ranks better than one on the pooled vector
+    /// (docs/encoder-tier.md, "Layer features").
+    LayerMeans { layers: usize },
+}
+
+/// Prepares the layer-means part of a window vector (`layers` blocks of equal width) for
+/// the probe: each block normalised, the whole scaled to unit length.
+pub fn layer_features(v: &[f32], layers: usize) -> Vec<f32> {
+    assert!(layers > 0 && v.len() % layers == 0, "layer_features: {} values are not {layers} equal blocks", v.len());
+    let d = v.len() / layers;
+    let scale = 1.0 / (layers as f64).sqrt();
+    let mut out = Vec::with_capacity(v.len());
+    for block in v.chunks_exact(d) {
+        out.extend(normalized(block).into_iter().map(|x| (x as f64 * scale) as f32));
+    }
+    out
+}
 
 /// What the manifest records about the probe (its weights live in `heads.safetensors` as
 /// `probe.weight` `[categories, input]` and `probe.bias` `[categories]`).
@@ -27,6 +58,9 @@ pub struct ProbeInfo {
     pub source: String,
     /// Rows of that source it was fitted on.
     pub rows: usize,
+    /// What it reads (format 3; format 2 probes read the pooled vector).
+    #[serde(default)]
+    pub features: ProbeFeatures,
     /// Ridge penalty on the weights (not the bias), on the summed log-likelihood.
     pub l2: f32,
     /// Weight of the probe in `(1 - weight) · p_heads + weight · p_probe`.
@@ -113,7 +147,7 @@ pub fn fit_probe(x: &[f32], dim: usize, labels: &[Vec<Label>], categories: usize
         if mass <= 0.0 || mass >= data.len() as f64 {
             continue;
         }
-        let w = newton(&data, dim, l2);
+        let w = fit_one(&data, dim, l2);
         for (dst, v) in weight[c * dim..(c + 1) * dim].iter_mut().zip(&w) {
             *dst = *v as f32;
         }
@@ -121,6 +155,51 @@ pub fn fit_probe(x: &[f32], dim: usize, labels: &[Vec<Label>], categories: usize
         fitted[c] = true;
     }
     (Probe { input: dim, weight, bias }, fitted, labelled, positives)
+}
+
+/// One category's ridge logistic regression; returns `d` weights then the bias.
+///
+/// With fewer rows than dimensions (a few hundred in-domain rows against 2,304 layer
+/// features) the Newton steps run in the rows' span instead: the ridge optimum lies in it
+/// (the penalty only grows outside), so with the Gram matrix `X Xᵀ = L Lᵀ` the problem on
+/// the `n` features `L` (rows of the Cholesky factor) has the same likelihood and penalty
+/// for `w = Xᵀ L⁻ᵀ β`. Each step then costs `n³`, not `d³`. A Gram matrix that is not
+/// numerically positive definite (duplicate rows) falls back to the primal.
+fn fit_one(data: &[(&[f64], f64)], d: usize, l2: f64) -> Vec<f64> {
+    let n = data.len();
+    if n >= d {
+        return newton(data, d, l2);
+    }
+    let mut gram = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            gram[i * n + j] = dot(data[i].0, data[j].0);
+        }
+        // A relative jitter: the fit is exact up to directions this small.
+        gram[i * n + i] += 1e-10 * gram[i * n + i].max(1.0);
+    }
+    if !cholesky(&mut gram, n) {
+        return newton(data, d, l2);
+    }
+    let rows: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| if j <= i { gram[i * n + j] } else { 0.0 }).collect()).collect();
+    let reduced: Vec<(&[f64], f64)> = rows.iter().zip(data).map(|(r, (_, t))| (r.as_slice(), *t)).collect();
+    let beta = newton(&reduced, n, l2);
+    // Lᵀ γ = β, then w = Xᵀ γ.
+    let mut gamma = beta[..n].to_vec();
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            gamma[i] -= gram[k * n + i] * gamma[k];
+        }
+        gamma[i] /= gram[i * n + i];
+    }
+    let mut w = vec![0f64; d + 1];
+    for (g, (x, _)) in gamma.iter().zip(data) {
+        for (wi, xi) in w[..d].iter_mut().zip(x.iter()) {
+            *wi += g * xi;
+        }
+    }
+    w[d] = beta[n];
+    w
 }
 
 /// Ridge logistic regression by Newton's method; returns `d` weights then the bias.
@@ -184,23 +263,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// triangle is read, and it is overwritten by the Cholesky factor. `None` when `A` is not
 /// positive definite.
 fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
-    for j in 0..n {
-        let mut diag = a[j * n + j];
-        for k in 0..j {
-            diag -= a[j * n + k] * a[j * n + k];
-        }
-        if !diag.is_finite() || diag <= 0.0 {
-            return None;
-        }
-        let ljj = diag.sqrt();
-        a[j * n + j] = ljj;
-        for i in j + 1..n {
-            let mut v = a[i * n + j];
-            for k in 0..j {
-                v -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = v / ljj;
-        }
+    if !cholesky(a, n) {
+        return None;
     }
     // L y = b, then Lᵀ x = y.
     let mut y = b.to_vec();
@@ -217,6 +281,30 @@ fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
         y[i] /= a[i * n + i];
     }
     Some(y)
+}
+
+/// Overwrites the lower triangle of symmetric positive definite `a` (`n × n`, row-major)
+/// with its Cholesky factor `L` (`a = L Lᵀ`); false when `a` is not positive definite.
+fn cholesky(a: &mut [f64], n: usize) -> bool {
+    for j in 0..n {
+        let mut diag = a[j * n + j];
+        for k in 0..j {
+            diag -= a[j * n + k] * a[j * n + k];
+        }
+        if !diag.is_finite() || diag <= 0.0 {
+            return false;
+        }
+        let ljj = diag.sqrt();
+        a[j * n + j] = ljj;
+        for i in j + 1..n {
+            let mut v = a[i * n + j];
+            for k in 0..j {
+                v -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = v / ljj;
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -300,5 +388,38 @@ mod tests {
         let (weak, ..) = fit_probe(&x, dim, &labels, 3, 0.01);
         let (strong, ..) = fit_probe(&x, dim, &labels, 3, 10.0);
         assert!(norm(&strong) < 0.5 * norm(&weak), "{} vs {}", norm(&strong), norm(&weak));
+    }
+
+    /// With fewer rows than dimensions the fit runs in the rows' span; it must land on the
+    /// same optimum as Newton in the full space.
+    #[test]
+    fn the_row_space_fit_matches_the_full_space_fit() {
+        let dim = 40;
+        let (x, labels) = data(25, dim);
+        let xs: Vec<Vec<f64>> = (0..25).map(|r| normalized(&x[r * dim..(r + 1) * dim]).into_iter().map(f64::from).collect()).collect();
+        let rows: Vec<(&[f64], f64)> = xs.iter().zip(&labels).map(|(v, l)| (v.as_slice(), l[0].target().unwrap() as f64)).collect();
+        for l2 in [0.1, 1.0] {
+            let primal = newton(&rows, dim, l2);
+            let dual = fit_one(&rows, dim, l2);
+            let gap = primal.iter().zip(&dual).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(gap < 1e-6, "l2 {l2}: weights differ by {gap}");
+        }
+        // A duplicated row makes the Gram matrix singular: the fallback still fits.
+        let mut dup = rows.clone();
+        dup.push(rows[0]);
+        let w = fit_one(&dup, dim, 0.1);
+        assert!(w.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn layer_features_normalise_each_block() {
+        let v: Vec<f32> = vec![3.0, 4.0, 0.0, 10.0, 0.0, 0.0];
+        let f = layer_features(&v, 3);
+        let h = 1.0 / 3f32.sqrt();
+        let want = [0.6 * h, 0.8 * h, 0.0, h, 0.0, 0.0];
+        for (a, b) in f.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "{f:?}");
+        }
+        assert!((f.iter().map(|x| x * x).sum::<f32>() - 2.0 / 3.0).abs() < 1e-6, "a zero block stays zero");
     }
 }

@@ -3,7 +3,7 @@
 
 use warden_core::{Label, Taxonomy};
 use warden_heads::model::{EncoderManifest, EncoderRef, ENCODER_FORMAT_VERSION, ENCODER_KIND};
-use warden_heads::{train_heads, HeadData, HeadTrainConfig, HeadsModel, WdannConfig};
+use warden_heads::{train_heads, HeadData, HeadTrainConfig, HeadsModel, ProbeFeatures, WdannConfig};
 
 /// Category c is positive when feature c > 0.3; category 1 is unknown on odd rows.
 fn data(n: usize, dim: usize, cats: usize, seed: u64, shift: f32) -> HeadData {
@@ -230,7 +230,16 @@ fn the_in_domain_probe_round_trips_and_mixes_only_fitted_categories() {
     let (probe, fitted, labelled, positives) = warden_heads::fit_probe(&train.x, train.dim, &labels, cats, 0.3);
     assert_eq!(fitted.iter().filter(|f| !**f).count(), 1);
     assert!(!fitted[cats - 1]);
-    let info = warden_heads::ProbeInfo { source: "s".into(), rows: 400, l2: 0.3, weight: 0.5, fitted, labelled, positives };
+    let info = warden_heads::ProbeInfo {
+        source: "s".into(),
+        rows: 400,
+        features: ProbeFeatures::Pooled,
+        l2: 0.3,
+        weight: 0.5,
+        fitted,
+        labelled,
+        positives,
+    };
 
     let plain = HeadsModel { manifest: manifest_for(&tax, &heads, cal.clone()), heads: heads.clone(), encoder_params: Default::default(), probe: None };
     let mut manifest = manifest_for(&tax, &heads, cal);
@@ -261,7 +270,8 @@ fn the_in_domain_probe_round_trips_and_mixes_only_fitted_categories() {
     let d1 = tempfile::tempdir().unwrap();
     v1.save(d1.path()).unwrap();
     let mp = d1.path().join("manifest.json");
-    let text = std::fs::read_to_string(&mp).unwrap().replacen("\"format_version\": 2", "\"format_version\": 1", 1);
+    let current = format!("\"format_version\": {ENCODER_FORMAT_VERSION}");
+    let text = std::fs::read_to_string(&mp).unwrap().replacen(&current, "\"format_version\": 1", 1);
     assert!(text.contains("\"format_version\": 1"));
     std::fs::write(&mp, text).unwrap();
     let old = HeadsModel::load(d1.path()).unwrap();
@@ -276,4 +286,74 @@ fn the_in_domain_probe_round_trips_and_mixes_only_fitted_categories() {
     std::fs::write(&mp, serde_json::to_string(&v1_json).unwrap()).unwrap();
     let err = HeadsModel::load(d1.path()).unwrap_err().to_string();
     assert!(err.contains("lacks its tensors"), "{err}");
+
+    // Format 2 (a probe on the pooled vector, no `features` field): loads as `Pooled`.
+    let mp = dir.path().join("manifest.json");
+    let mut v2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mp).unwrap()).unwrap();
+    v2["format_version"] = 2.into();
+    v2["probe"].as_object_mut().unwrap().remove("features");
+    std::fs::write(&mp, serde_json::to_string(&v2).unwrap()).unwrap();
+    let two = HeadsModel::load(dir.path()).unwrap();
+    assert_eq!(two.manifest.probe.as_ref().unwrap().features, ProbeFeatures::Pooled);
+    assert_eq!(two.probe, back.probe);
+}
+
+/// A probe on layer means (format 3) reads the part of each window vector after the heads'
+/// pooled vector, block-normalised; a window without that part is an error, not a silent
+/// heads-only score; a format 2 manifest cannot claim layer features.
+#[test]
+fn a_probe_on_layer_means_reads_the_vector_after_the_pooled_part() {
+    let tax = Taxonomy::builtin();
+    let cats = tax.len();
+    let train = data(300, 16, cats, 1, 0.0);
+    let cfg = HeadTrainConfig { hidden: 8, max_epochs: 2, ..Default::default() };
+    let (heads, cal, _) = train_heads(&cfg, &train, &train, None, None, &mut |_| {}).unwrap();
+    // Layer means of 3 "layers" × 8: built from the row itself, so the probe has signal.
+    let layers = 3;
+    let tail = |r: usize| -> Vec<f32> { (0..layers * 8).map(|i| train.row(r)[i % 16] * (1.0 + (i / 8) as f32)).collect() };
+    let x: Vec<f32> = (0..300).flat_map(|r| warden_heads::layer_features(&tail(r), layers)).collect();
+    let (probe, fitted, labelled, positives) = warden_heads::fit_probe(&x, layers * 8, &train.labels, cats, 0.1);
+    let info = warden_heads::ProbeInfo {
+        source: "s".into(),
+        rows: 300,
+        features: ProbeFeatures::LayerMeans { layers },
+        l2: 0.1,
+        weight: 0.5,
+        fitted: fitted.clone(),
+        labelled,
+        positives,
+    };
+    let mut manifest = manifest_for(&tax, &heads, cal.clone());
+    manifest.probe = Some(info);
+    let mut m = HeadsModel { manifest, heads: heads.clone(), encoder_params: Default::default(), probe: Some(probe) };
+    assert!(m.needs_layer_means());
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    let back = HeadsModel::load(dir.path()).unwrap();
+    assert_eq!(back.manifest.format_version, ENCODER_FORMAT_VERSION);
+    let mut plain = HeadsModel { manifest: manifest_for(&tax, &heads, cal), heads, encoder_params: Default::default(), probe: None };
+    plain.round_for_storage().unwrap();
+    let p = back.probe.as_ref().unwrap();
+    for r in 0..10 {
+        let pooled = window_of(&train, r);
+        let mut full = pooled.clone();
+        full.windows[0].vector.extend(tail(r));
+        let (with, _) = back.score_windows(&full).unwrap();
+        let (without, _) = plain.score_windows(&pooled).unwrap();
+        let q = p.predict(&warden_heads::layer_features(&tail(r), layers));
+        for c in 0..cats {
+            let is_parent = tax.categories().iter().any(|x| x.parent.as_deref() == Some(tax.categories()[c].code.as_str()));
+            if fitted[c] && !is_parent {
+                assert!((with[c] - (0.5 * without[c] + 0.5 * q[c])).abs() < 1e-5, "row {r} category {c}");
+            }
+        }
+        let err = back.score_windows(&pooled).unwrap_err().to_string();
+        assert!(err.contains("layer means"), "{err}");
+    }
+    let mp = dir.path().join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mp).unwrap()).unwrap();
+    v["format_version"] = 2.into();
+    std::fs::write(&mp, serde_json::to_string(&v).unwrap()).unwrap();
+    let err = HeadsModel::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("format 3"), "{err}");
 }
