@@ -33,7 +33,7 @@ pub enum ProbeFeatures {
     /// each block L2-normalised, concatenated and scaled by `1/sqrt(layers)`
     /// ([`layer_features`]). Lower layers keep lexical detail the last layer pools away;
     /// on the moderation set this probe ranks better than one on the pooled vector
-    /// (docs/encoder-tier.md, "Layer features").
+    /// (docs/encoder-tier.md, "Layer features for the probe").
     LayerMeans { layers: usize },
 }
 
