@@ -26,7 +26,8 @@ const MIN_ELEMS_PER_TASK: usize = 16 * 1024;
 
 /// `e^x` for `f32`, branch-free (Cody–Waite reduction, degree-6 polynomial), within 3e-7
 /// relative (2–3 ulp). Inputs below -87.3 give exactly 0 rather than a subnormal, so masked
-/// attention positions get no weight at all; inputs above 88.7 saturate near `f32::MAX`.
+/// attention positions get no weight at all; inputs above about 88.37 give infinity (the
+/// kernels only pass `x <= 0`).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -36,7 +37,11 @@ pub fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let underflow = x < -87.3;
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    // The integer n, read from t's low mantissa bits: integer ops that vectorise, where
+    // `n as i32` (saturating, NaN-checked) compiled to a scalar check per lane.
+    let ni = t.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
     // Taylor coefficients to r^6: |r| <= ln2/2, so the truncation error is below 2e-8.
     let p = 1.0 / 720.0;
@@ -46,7 +51,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
     if underflow { 0.0 } else { p * scale }
 }
 
@@ -348,6 +353,21 @@ mod tests {
         assert_eq!(exp(-87.4), 0.0);
         assert_eq!(exp(f32::MIN), 0.0);
         assert!(exp(-87.2) > 0.0);
+        assert!(exp(88.3).is_finite() && exp(88.4).is_infinite(), "the documented overflow");
+    }
+
+    /// The exponent read from the rounding constant's mantissa bits is the integer that
+    /// `n as i32` gave before (the cast compiled to a scalar check per lane), at every
+    /// reachable n, so `exp` returns the same bits as it did.
+    #[test]
+    fn the_exponent_from_mantissa_bits_is_the_rounded_integer() {
+        const ROUND: f32 = 12_582_912.0;
+        let mut x = -87.3f32;
+        while x <= 88.7 {
+            let t = x * std::f32::consts::LOG2_E + ROUND;
+            assert_eq!(t.to_bits() as i32 - ROUND.to_bits() as i32, (t - ROUND) as i32, "x = {x}");
+            x += 0.01;
+        }
     }
 
     #[test]
