@@ -509,7 +509,8 @@ pub fn run_encoder(a: &TrainArgs, name: &str) -> Result<()> {
     // Dev scores from the cached vectors, window by window as at inference time.
     let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
     let dev_scores: Vec<Vec<f32>> = if model.encoder_params.is_empty() {
-        // `encoder` is still the mean+CLS one the cache was filled with.
+        // The mean+CLS encoder the cache was filled with, or its layer-means twin when the
+        // probe reads layer means.
         cached_scores(&model, layered.as_ref().unwrap_or(&encoder), &mut cache, &texts)?
     } else {
         let clf = warden_heads::EncoderClassifier::new(model.clone(), &enc_dir)?;

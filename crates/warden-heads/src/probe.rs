@@ -163,8 +163,9 @@ pub fn fit_probe(x: &[f32], dim: usize, labels: &[Vec<Label>], categories: usize
 /// features) the Newton steps run in the rows' span instead: the ridge optimum lies in it
 /// (the penalty only grows outside), so with the Gram matrix `X Xᵀ = L Lᵀ` the problem on
 /// the `n` features `L` (rows of the Cholesky factor) has the same likelihood and penalty
-/// for `w = Xᵀ L⁻ᵀ β`. Each step then costs `n³`, not `d³`. A Gram matrix that is not
-/// numerically positive definite (duplicate rows) falls back to the primal.
+/// for `w = Xᵀ L⁻ᵀ β`. Each step then costs `n³`, not `d³`. A relative jitter on the Gram
+/// diagonal keeps duplicate rows factorable; a Gram matrix that still fails to factor
+/// (non-finite values) falls back to the primal.
 fn fit_one(data: &[(&[f64], f64)], d: usize, l2: f64) -> Vec<f64> {
     let n = data.len();
     if n >= d {
@@ -186,12 +187,7 @@ fn fit_one(data: &[(&[f64], f64)], d: usize, l2: f64) -> Vec<f64> {
     let beta = newton(&reduced, n, l2);
     // Lᵀ γ = β, then w = Xᵀ γ.
     let mut gamma = beta[..n].to_vec();
-    for i in (0..n).rev() {
-        for k in i + 1..n {
-            gamma[i] -= gram[k * n + i] * gamma[k];
-        }
-        gamma[i] /= gram[i * n + i];
-    }
+    solve_lower_transposed(&gram, n, &mut gamma);
     let mut w = vec![0f64; d + 1];
     for (g, (x, _)) in gamma.iter().zip(data) {
         for (wi, xi) in w[..d].iter_mut().zip(x.iter()) {
@@ -274,13 +270,18 @@ fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
         }
         y[i] /= a[i * n + i];
     }
+    solve_lower_transposed(a, n, &mut y);
+    Some(y)
+}
+
+/// Solves `Lᵀ x = y` in place, `L` the lower triangle of `l` (`n × n`, row-major).
+fn solve_lower_transposed(l: &[f64], n: usize, y: &mut [f64]) {
     for i in (0..n).rev() {
         for k in i + 1..n {
-            y[i] -= a[k * n + i] * y[k];
+            y[i] -= l[k * n + i] * y[k];
         }
-        y[i] /= a[i * n + i];
+        y[i] /= l[i * n + i];
     }
-    Some(y)
 }
 
 /// Overwrites the lower triangle of symmetric positive definite `a` (`n × n`, row-major)
@@ -404,11 +405,14 @@ mod tests {
             let gap = primal.iter().zip(&dual).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(gap < 1e-6, "l2 {l2}: weights differ by {gap}");
         }
-        // A duplicated row makes the Gram matrix singular: the fallback still fits.
+        // A duplicated row makes the Gram matrix singular; with the jitter it still factors,
+        // and the fit is still the full-space one.
         let mut dup = rows.clone();
         dup.push(rows[0]);
         let w = fit_one(&dup, dim, 0.1);
         assert!(w.iter().all(|v| v.is_finite()));
+        let gap = newton(&dup, dim, 0.1).iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(gap < 1e-4, "duplicated row: weights differ by {gap}");
     }
 
     #[test]
