@@ -4,7 +4,7 @@
     report.py RESULTS_FILE META_FILE
 
 RESULTS_FILE: lines `RESULT <kind> <set> <docs> <bytes> <best_s> <median_s> <peak_rss_kb>`
-with kind in warm|cold (in-process bench), cli (`warden score`), peer
+with kind in warm|cold|warm-ngrams (in-process bench), cli (`warden score`), peer
 (alt-profanity-check), train (`warden train`). META_FILE: `key<TAB>value` lines.
 """
 import sys
@@ -15,6 +15,7 @@ SETS = [("kb", "1 KB docs"), ("short", "short texts")]
 KINDS = [
     ("warm", "warden in-process `FastModel::score_one`, warm word cache"),
     ("cold", "warden in-process `FastModel::score_one`, cold word cache"),
+    ("warm-ngrams", "warden in-process, warm word cache, n-gram heads alone (static probe off)"),
     ("cli", "`warden score` CLI end-to-end (JSONL in/out, process start + model load)"),
     ("peer", "alt-profanity-check `predict_prob`"),
 ]
@@ -44,6 +45,8 @@ def main():
       f"{' — other processes were busy: ' + meta['busy'] if meta.get('busy') else ''}")
     w(f"- Warden {meta.get('rev', '?')}, {meta.get('rustc', '?')}; model: {meta.get('model', '?')}")
     w(f"- Peer: {meta.get('peer', '?')}, `predict_prob` {meta.get('peer_batch', '?')}")
+    if meta.get("static_probe"):
+        w(f"- Model: {meta['static_probe']}; training is timed with `--static-probe all`")
     w(f"- Texts: {meta.get('texts', '?')}")
     w(f"- Each row: {meta.get('protocol', '?')}")
     w("")
@@ -65,7 +68,7 @@ def main():
                 ratio = f"{dps / (peer['docs'] / peer['best']):.1f}×"
             else:
                 ratio = "n/a"
-            rss = f"{r['rss_kb'] / 1024:.0f} MB" + (" ¹" if k in ("warm", "cold") else "")
+            rss = f"{r['rss_kb'] / 1024:.0f} MB" + (" ¹" if k in ("warm", "cold", "warm-ngrams") else "")
             w(f"| {sname}: {kname} | {r['docs']:,} | {r['best']:.3f} s | {dps:,.0f} | {med:,.0f} "
               f"| {mbs:.2f} | {ratio} | {rss} |")
     sw, sp = res.get(("startup", "warden")), res.get(("startup", "peer"))

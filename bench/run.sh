@@ -123,11 +123,24 @@ else
     NEED_MODEL=1
 fi
 
+# A model with a static-embedding probe reads its encoder's token embeddings.
+if [[ -f "$MODEL_DIR/static-probe.bin" && -z "${WARDEN_ENCODER:-}" ]]; then
+    IFS=$'\t' read -r ENC_DIR ENC_STATE < <("$WARDEN" model path)
+    [[ $ENC_STATE == fetched ]] || "$WARDEN" model fetch > /dev/null
+    export WARDEN_ENCODER=$ENC_DIR
+fi
+# Training is timed with the same recipe: the default model's is `--static-probe all`.
+TRAIN_ARGS=()
+if [[ -f "$MODEL_DIR/static-probe.bin" ]]; then
+    meta static_probe "static-embedding probe on, table from $WARDEN_ENCODER"
+    TRAIN_ARGS=(--static-probe all)
+fi
+
 # 5. Training time and peak memory (all cores, as a user would run it).
 if [[ $SKIP_TRAIN == 0 ]]; then
     say "timing warden train ($TRAIN_RUNS run(s), log: $LOG/train.log)"
     "$PY" bench/timed.py --label "train all" --warmup 0 --runs "$TRAIN_RUNS" --log "$LOG/train.log" \
-        -- "$WARDEN" train --data-root "$DATA_ROOT" --out "$SCRATCH/train-model" >> "$RESULTS"
+        -- "$WARDEN" train "${TRAIN_ARGS[@]}" --data-root "$DATA_ROOT" --out "$SCRATCH/train-model" >> "$RESULTS"
     meta train_threads "${RAYON_NUM_THREADS:-$(nproc)}"
 elif [[ ${NEED_MODEL:-0} == 1 ]]; then
     say "no embedded model: training one (untimed) into $MODEL_DIR"

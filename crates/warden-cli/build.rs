@@ -38,6 +38,7 @@ fn main() {
         .ok();
     println!("cargo::rustc-check-cfg=cfg(warden_embedded_model)");
     println!("cargo::rustc-check-cfg=cfg(warden_embedded_cascade)");
+    println!("cargo::rustc-check-cfg=cfg(warden_embedded_static)");
     // The cascade (fast + encoder heads) is embedded too when committed; its encoder is
     // fetched at run time.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../models");
@@ -64,6 +65,14 @@ fn main() {
         if files.iter().all(|f| dir.join(f).is_file()) {
             println!("cargo::rustc-cfg=warden_embedded_model");
             println!("cargo::rustc-env=WARDEN_EMBEDDED_MODEL_DIR={}", dir.display());
+            // A static-embedding probe and the n-gram heads' own thresholds.
+            let extra = ["static-probe.bin", "policy-ngrams.toml"];
+            for f in extra {
+                println!("cargo::rerun-if-changed={}", dir.join(f).display());
+            }
+            if extra.iter().all(|f| dir.join(f).is_file()) {
+                println!("cargo::rustc-cfg=warden_embedded_static");
+            }
         }
     }
 }

@@ -606,7 +606,7 @@ pub fn run_cascade(a: &TrainArgs, name: &str) -> Result<()> {
     let (_, dev, _, datasheet) = load_training_data(a, &taxonomy)?;
     let dev = cap_per_source(dev, e.max_rows_per_source);
     let enc_model_dir = e.encoder_model.clone().context("--tier cascade needs --encoder-model DIR (from --tier encoder)")?;
-    let fast = warden_fast::FastModel::load(&e.fast_model).with_context(|| format!("loading fast model {}", e.fast_model.display()))?;
+    let fast = crate::models::load_fast(&e.fast_model, e.encoder.as_deref())?;
     let heads = HeadsModel::load(&enc_model_dir).with_context(|| format!("loading {}", enc_model_dir.display()))?;
     let enc_dir = encoder_dir(e.encoder.as_deref())?;
     let fast_scores = crate::cmd_eval::score_records(&fast, &dev)?;

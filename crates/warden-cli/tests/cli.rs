@@ -211,6 +211,25 @@ fn encoder_only_options_outside_the_encoder_tier_are_refused() {
     }
 }
 
+/// `train.jsonl` (240 rows) and `dev.jsonl` (90) in `dir`, over the tiny BERT's words: words
+/// w1..w4 make a text violent; half the rows come from source "dom" (the domain), half
+/// from "pub" (public data); S is labelled and always negative.
+fn write_two_source_split(dir: &Path) {
+    let write = |name: &str, n: usize, salt: usize| {
+        let mut f = std::fs::File::create(dir.join(name)).unwrap();
+        for i in 0..n {
+            let violent = i % 3 == 0;
+            let lead = if violent { 1 + i % 4 } else { 10 + i % 20 };
+            let text = format!("w{lead} w{} w{} w{}", (i * 7 + salt) % 40, (i * 13 + salt) % 40, 5 + i % 30);
+            let source = if i % 2 == 0 { "dom" } else { "pub" };
+            let v = u8::from(violent);
+            writeln!(f, r#"{{"id": "{name}{i}", "text": "{text}", "labels": {{"V": {v}, "S": 0}}, "source": "{source}"}}"#).unwrap();
+        }
+    };
+    write("train.jsonl", 240, 0);
+    write("dev.jsonl", 90, 5);
+}
+
 /// `warden train --tier encoder` end to end on the tiny random BERT (no download): heads on
 /// every source plus an in-domain probe on one source's train rows (on the encoder's layer
 /// means by default, or on the pooled vector), a format 3 artifact that records the probe,
@@ -223,20 +242,7 @@ fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
     let enc = tmp.path().join("tiny-bert");
     std::fs::create_dir_all(&enc).unwrap();
     warden_encoder::testing::write_tiny_bert(&enc, 3).unwrap();
-    // Words w1..w4 make a text violent; source "dom" is the domain, "pub" public data.
-    let write = |name: &str, n: usize, salt: usize| {
-        let mut f = std::fs::File::create(tmp.path().join(name)).unwrap();
-        for i in 0..n {
-            let violent = i % 3 == 0;
-            let lead = if violent { 1 + i % 4 } else { 10 + i % 20 };
-            let text = format!("w{lead} w{} w{} w{}", (i * 7 + salt) % 40, (i * 13 + salt) % 40, 5 + i % 30);
-            let source = if i % 2 == 0 { "dom" } else { "pub" };
-            let v = u8::from(violent);
-            writeln!(f, r#"{{"id": "{name}{i}", "text": "{text}", "labels": {{"V": {v}, "S": 0}}, "source": "{source}"}}"#).unwrap();
-        }
-    };
-    write("train.jsonl", 240, 0);
-    write("dev.jsonl", 90, 5);
+    write_two_source_split(tmp.path());
     let train = |probe: &str, out: &str, features: &str| {
         warden()
             .args(["train", "--tier", "encoder", "--head-epochs", "3", "--domain-probe", probe, "--probe-features", features])
@@ -299,4 +305,58 @@ fn encoder_tier_trains_with_an_in_domain_probe_and_scores() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--domain-probe nosuch") && err.contains("dom, pub"), "{err}");
+}
+
+/// `warden train --static-probe` on the tiny random BERT (no download): a format 2 fast
+/// model with its probe file and the n-gram heads' own thresholds, which scores with the
+/// encoder's table and refuses another encoder's; the option is refused outside the fast
+/// tier.
+#[test]
+fn fast_tier_trains_with_a_static_probe_and_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let enc = tmp.path().join("tiny-bert");
+    std::fs::create_dir_all(&enc).unwrap();
+    warden_encoder::testing::write_tiny_bert(&enc, 3).unwrap();
+    write_two_source_split(tmp.path());
+    let out = warden()
+        .args(["train", "--static-probe", "dom", "--out"])
+        .arg(tmp.path().join("m"))
+        .arg("--encoder")
+        .arg(&enc)
+        .arg("--train-file")
+        .arg(tmp.path().join("train.jsonl"))
+        .arg("--dev-file")
+        .arg(tmp.path().join("dev.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("m/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["static_probe"]["source"], "dom");
+    assert_eq!(m["static_probe"]["rows"], 120);
+    let fitted: Vec<bool> = m["static_probe"]["fitted"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+    assert_eq!(fitted, [false, false, true, false, false, false, false, false], "V only: S is all negative");
+    assert!(m["metrics"]["dev_ngram_heads_alone"]["any"].is_object());
+    for f in ["static-probe.bin", "policy-ngrams.toml", "policy.toml"] {
+        assert!(tmp.path().join("m").join(f).is_file(), "{f}");
+    }
+    assert!(std::fs::read_to_string(tmp.path().join("m/datasheet.md")).unwrap().contains("Static-embedding probe"));
+    let score = |encoder: &Path| {
+        warden().env("WARDEN_ENCODER", encoder).args(["score", "--model"]).arg(tmp.path().join("m")).args(["w1 w9", "w15 w9"]).output().unwrap()
+    };
+    let scored = score(&enc);
+    assert!(scored.status.success(), "{}", String::from_utf8_lossy(&scored.stderr));
+    let v: Vec<Value> = String::from_utf8(scored.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(v[0]["category_scores"]["violence"].as_f64().unwrap() > v[1]["category_scores"]["violence"].as_f64().unwrap());
+    // Another encoder's table is refused, naming the checksum.
+    let other = tmp.path().join("other-bert");
+    std::fs::create_dir_all(&other).unwrap();
+    warden_encoder::testing::write_tiny_bert(&other, 4).unwrap();
+    let bad = score(&other);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SHA-256"), "{}", String::from_utf8_lossy(&bad.stderr));
+    // Only the fast tier has it.
+    let out = warden().args(["train", "--tier", "encoder", "--static-probe", "dom", "--out", "/nonexistent/out"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tier fast"));
 }

@@ -17,6 +17,10 @@
 //! - `cold`: each timed pass uses a freshly loaded model instance (load excluded), so the
 //!   word cache starts empty, like a fresh `warden score` process.
 //!
+//! - `warm-ngrams`: for a model with a static-embedding probe, `warm` on its n-gram heads
+//!   alone, so the probe's cost is measured in the same run. The probe's table is read from
+//!   `WARDEN_ENCODER` (the encoder directory; `bench/run.sh` passes the default one).
+//!
 //! Prints one line per set and mode:
 //! `RESULT <mode> <set> <docs> <bytes> <best_s> <median_s> <peak_rss_kb>`
 //! followed by a human-readable table. Timings are printed, never asserted.
@@ -39,7 +43,20 @@ fn main() {
     };
     let runs: usize = std::env::var("WARDEN_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let model_dir = Path::new(&model_dir);
-    let load = || FastModel::load(model_dir).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()));
+    let table = FastModel::load(model_dir).ok().filter(FastModel::needs_static_table).map(|_| {
+        let enc = std::env::var_os("WARDEN_ENCODER")
+            .expect("the model has a static-embedding probe: set WARDEN_ENCODER to its encoder directory");
+        std::sync::Arc::new(
+            warden_fast::static_probe::StaticTable::load(Path::new(&enc)).unwrap_or_else(|e| panic!("loading the table: {e}")),
+        )
+    });
+    let load = || {
+        let mut m = FastModel::load(model_dir).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()));
+        if let Some(t) = &table {
+            m.attach_static_table(t.clone()).unwrap_or_else(|e| panic!("attaching the table: {e}"));
+        }
+        m
+    };
 
     let mut rows = Vec::new();
     for spec in inputs.split(',').filter(|s| !s.is_empty()) {
@@ -51,6 +68,11 @@ fn main() {
         let model = load();
         score_all(&model, &texts);
         let warm: Vec<f64> = (0..runs).map(|_| timed(|| score_all(&model, &texts))).collect();
+        let ngrams: Option<Vec<f64>> = model.static_probe().map(|_| {
+            let plain = model.without_static_probe();
+            score_all(&plain, &texts);
+            (0..runs).map(|_| timed(|| score_all(&plain, &texts))).collect()
+        });
         drop(model);
 
         // Cold: a fresh instance (fresh word cache) for every timed pass.
@@ -61,7 +83,8 @@ fn main() {
             })
             .collect();
 
-        for (mode, t) in [("warm", warm), ("cold", cold)] {
+        for (mode, t) in [("warm", Some(warm)), ("cold", Some(cold)), ("warm-ngrams", ngrams)] {
+            let Some(t) = t else { continue };
             let (best, median) = best_median(t);
             println!("RESULT {mode} {name} {} {bytes} {best:.6} {median:.6} {}", texts.len(), peak_rss_kb());
             rows.push((mode, name.to_string(), texts.len(), bytes, best, median));

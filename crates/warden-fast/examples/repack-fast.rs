@@ -2,7 +2,7 @@
 //! writes (sparse f16 when most weights are zero; see `encode_weights`), and its
 //! manifest's `weights_sha256` to match (only that value changes in the manifest's text).
 //! Lossless: the weights, and so every score, are unchanged, which this checks before
-//! writing.
+//! writing (on the n-gram heads' scores: a static-embedding probe is not touched).
 //!
 //! ```sh
 //! cargo run --release -p warden-fast --example repack-fast -- models/default
@@ -16,10 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut model = warden_fast::FastModel::load(&dir)?;
     let old_sha = model.manifest().weights_sha256.clone();
     let probe = ["I will hurt you", "a perfectly ordinary sentence", "k1ll them all"];
-    let want: Vec<_> = probe.iter().map(|t| model.score_one(t)).collect();
+    // The n-gram heads alone: a static probe's table is not attached here, and repacking
+    // does not touch the probe.
+    let ngrams = model.without_static_probe();
+    let want: Vec<_> = probe.iter().map(|t| ngrams.score_one(t)).collect();
     let tmp = tempfile::tempdir_in(dir.parent().unwrap_or(&dir))?;
     model.save(tmp.path())?;
-    let back = warden_fast::FastModel::load(tmp.path())?;
+    let back = warden_fast::FastModel::load(tmp.path())?.without_static_probe();
     for (t, w) in probe.iter().zip(&want) {
         if &back.score_one(t) != w {
             return Err(format!("repacked model scores {t:?} differently; nothing written").into());

@@ -19,6 +19,8 @@
 mod features;
 mod model;
 mod norm;
+pub mod ridge;
+pub mod static_probe;
 mod train;
 
 pub use features::{FeatureConfig, Featurizer};

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -10,10 +11,17 @@ use sha2::{Digest, Sha256};
 use warden_core::{Classifier, Scores, Taxonomy};
 
 use crate::features::{FeatureConfig, Featurizer};
+use crate::static_probe::{StaticError, StaticProbe, StaticProbeInfo, StaticTable, STATIC_FILE};
 
 /// On-disk format version of a fast model directory. Bump on any incompatible change and
 /// keep a reader for every version still in use (see the compatibility tests).
-pub const FAST_FORMAT_VERSION: u32 = 1;
+///
+/// Format 2 added the optional static-embedding probe (`static_probe` in the manifest and
+/// [`STATIC_FILE`]); a model without one is still written as format 1, so older builds
+/// keep reading it, and a format 1 manifest that names a probe is refused.
+pub const FAST_FORMAT_VERSION: u32 = 2;
+/// Version of `weights.bin` (unchanged since format 1).
+const WEIGHTS_VERSION: u32 = 1;
 const KIND: &str = "warden-fast";
 const WEIGHTS_MAGIC: &[u8; 8] = b"WDNFAST\0";
 pub(crate) const MANIFEST_FILE: &str = "manifest.json";
@@ -39,6 +47,8 @@ pub enum ModelError {
         "model was trained with normalizer {found:?} but this build has {current:?}; retrain it"
     )]
     Normalizer { found: String, current: String },
+    #[error(transparent)]
+    Static(#[from] StaticError),
 }
 
 /// Per-category Platt scaling: `p = sigmoid(a * z + b)` for a raw head output `z`.
@@ -99,6 +109,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub combine_parent_logits: Vec<bool>,
     pub calibration: Vec<Calibration>,
+    /// The static-embedding probe mixed into the calibrated scores (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_probe: Option<StaticProbeInfo>,
     /// SHA-256 of `weights.bin`.
     pub weights_sha256: String,
     /// How the model was made: data hashes, sources and licences, command, revision.
@@ -119,6 +132,8 @@ pub struct FastModel {
     /// `dim × categories`, bucket-major: one bucket's weights for every category are
     /// adjacent, so each feature costs one cache line.
     weights: Vec<f32>,
+    /// Present exactly when `manifest.static_probe` is.
+    static_probe: Option<StaticProbe>,
 }
 
 pub(crate) fn normalizer_id() -> String {
@@ -131,7 +146,43 @@ impl FastModel {
         assert_eq!(weights.len(), featurizer.dim() * manifest.taxonomy.len());
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Self { manifest, featurizer, id, weights }
+        Self { manifest, featurizer, id, weights, static_probe: None }
+    }
+
+    /// Adds (or replaces) the static-embedding probe; its table must be attached.
+    pub fn set_static_probe(&mut self, probe: StaticProbe) {
+        assert!(probe.is_attached(), "set_static_probe: attach the table first");
+        self.manifest.static_probe = Some(probe.info.clone());
+        self.static_probe = Some(probe);
+    }
+
+    /// The static-embedding probe, if the model has one.
+    pub fn static_probe(&self) -> Option<&StaticProbe> {
+        self.static_probe.as_ref()
+    }
+
+    /// True when the model has a static-embedding probe whose table is not attached yet:
+    /// it cannot score until [`FastModel::attach_static_table`].
+    pub fn needs_static_table(&self) -> bool {
+        self.static_probe.as_ref().is_some_and(|p| !p.is_attached())
+    }
+
+    /// Attaches the encoder's embedding table to the static probe (a no-op without one).
+    pub fn attach_static_table(&mut self, table: Arc<StaticTable>) -> Result<(), ModelError> {
+        if let Some(p) = &mut self.static_probe {
+            p.attach(table)?;
+        }
+        Ok(())
+    }
+
+    /// The same model without its static probe: the n-gram heads alone, for a machine
+    /// without the encoder's files (scores differ; so should the thresholds).
+    pub fn without_static_probe(&self) -> Self {
+        let mut m = self.clone();
+        m.static_probe = None;
+        m.manifest.static_probe = None;
+        m.manifest.format_version = 1;
+        m
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -238,6 +289,11 @@ impl FastModel {
     }
 
     /// Calibrated, hierarchy-consistent probabilities for one text.
+    ///
+    /// # Panics
+    /// When the model has a static probe whose table is not attached
+    /// ([`FastModel::needs_static_table`]); [`Classifier::predict_batch`] returns an error
+    /// instead.
     pub fn score_one(&self, text: &str) -> Scores {
         let normalized = crate::norm::normalize_text(text);
         let mut raw = vec![0.0; self.manifest.taxonomy.len()];
@@ -245,6 +301,9 @@ impl FastModel {
         let mut s = combined_logits(&self.manifest.taxonomy, &raw, &self.manifest.combine_parent_logits);
         for (x, cal) in s.iter_mut().zip(&self.manifest.calibration) {
             *x = cal.apply(*x);
+        }
+        if let Some(p) = &self.static_probe {
+            p.mix(&normalized, &mut s);
         }
         self.manifest.taxonomy.enforce_scores(&mut s);
         s
@@ -261,6 +320,16 @@ impl FastModel {
         self.manifest.weights_sha256 = hex::encode(Sha256::digest(&bytes));
         let wpath = dir.join(WEIGHTS_FILE);
         std::fs::write(&wpath, &bytes).map_err(io(&wpath))?;
+        self.manifest.format_version = 1;
+        if let Some(p) = &self.static_probe {
+            let bytes = p.to_bytes();
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let spath = dir.join(STATIC_FILE);
+            std::fs::write(&spath, &bytes).map_err(io(&spath))?;
+            self.manifest.format_version = FAST_FORMAT_VERSION;
+            self.static_probe.as_mut().expect("checked").info.file_sha256 = sha.clone();
+            self.manifest.static_probe.as_mut().expect("set with the probe").file_sha256 = sha;
+        }
         let mpath = dir.join(MANIFEST_FILE);
         let mut f = std::fs::File::create(&mpath).map_err(io(&mpath))?;
         serde_json::to_writer_pretty(&mut f, &self.manifest)
@@ -269,22 +338,31 @@ impl FastModel {
         Ok(())
     }
 
-    /// Loads a model directory written by [`FastModel::save`].
+    /// Loads a model directory written by [`FastModel::save`]. A static probe's table is
+    /// not attached ([`FastModel::attach_static_table`]).
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|source| ModelError::Io { path, source })
         };
-        Self::from_bytes(&read(MANIFEST_FILE)?, &read(WEIGHTS_FILE)?)
+        let spath = dir.join(STATIC_FILE);
+        let stat = if spath.is_file() { Some(read(STATIC_FILE)?) } else { None };
+        Self::from_files(&read(MANIFEST_FILE)?, &read(WEIGHTS_FILE)?, stat.as_deref())
     }
 
     /// Loads a model from the bytes of its two files (used for the embedded default).
     pub fn from_bytes(manifest: &[u8], weights: &[u8]) -> Result<Self, ModelError> {
+        Self::from_files(manifest, weights, None)
+    }
+
+    /// Loads a model from the bytes of its files: manifest, weights and, for a model with
+    /// a static probe, [`STATIC_FILE`].
+    pub fn from_files(manifest: &[u8], weights: &[u8], static_probe: Option<&[u8]>) -> Result<Self, ModelError> {
         let probe: serde_json::Value =
             serde_json::from_slice(manifest).map_err(|e| ModelError::Manifest(e.to_string()))?;
-        let found = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if found != FAST_FORMAT_VERSION {
-            return Err(ModelError::Version { found, supported: FAST_FORMAT_VERSION });
+        let version = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if !(1..=FAST_FORMAT_VERSION).contains(&version) {
+            return Err(ModelError::Version { found: version, supported: FAST_FORMAT_VERSION });
         }
         let manifest: Manifest =
             serde_json::from_value(probe).map_err(|e| ModelError::Manifest(e.to_string()))?;
@@ -306,8 +384,20 @@ impl FastModel {
         if found != manifest.weights_sha256 {
             return Err(ModelError::Checksum { expected: manifest.weights_sha256, found });
         }
+        let static_probe = match (&manifest.static_probe, static_probe) {
+            (None, _) => None,
+            (Some(_), _) if version < 2 => {
+                return Err(ModelError::Manifest("a static probe needs format version 2".into()));
+            }
+            (Some(_), None) => {
+                return Err(ModelError::Manifest(format!("the manifest names a static probe but {STATIC_FILE} is missing")));
+            }
+            (Some(info), Some(bytes)) => Some(StaticProbe::from_bytes(info.clone(), bytes, c)?),
+        };
         let w = decode_weights(weights, 1 << manifest.features.bits, c)?;
-        Ok(Self::from_parts(manifest, w))
+        let mut m = Self::from_parts(manifest, w);
+        m.static_probe = static_probe;
+        Ok(m)
     }
 }
 
@@ -321,6 +411,11 @@ impl Classifier for FastModel {
     }
 
     fn predict_batch(&self, texts: &[&str]) -> warden_core::Result<Vec<Scores>> {
+        if self.needs_static_table() {
+            return Err(warden_core::Error::Classifier(
+                "this fast model's static-embedding probe needs its encoder's embedding table, which is not attached".into(),
+            ));
+        }
         // Small batches are not worth a thread hop.
         if texts.len() < 16 {
             Ok(texts.iter().map(|t| self.score_one(t)).collect())
@@ -354,7 +449,7 @@ fn encode_weights(w: &[f32], dim: usize, cats: usize) -> Vec<u8> {
 fn weights_header(dim: usize, cats: usize, dtype: usize, capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + capacity);
     out.extend_from_slice(WEIGHTS_MAGIC);
-    for v in [FAST_FORMAT_VERSION, dim as u32, cats as u32, dtype as u32] {
+    for v in [WEIGHTS_VERSION, dim as u32, cats as u32, dtype as u32] {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out
@@ -395,8 +490,8 @@ fn decode_weights(bytes: &[u8], dim: usize, cats: usize) -> Result<Vec<f32>, Mod
     }
     let u = |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().unwrap()) as usize;
     let (version, d, c, dtype) = (u(0) as u32, u(1), u(2), u(3));
-    if version != FAST_FORMAT_VERSION {
-        return Err(ModelError::Version { found: version, supported: FAST_FORMAT_VERSION });
+    if version != WEIGHTS_VERSION {
+        return Err(bad(format!("weights.bin version {version}; this build reads {WEIGHTS_VERSION}")));
     }
     if d != dim || c != cats {
         return Err(bad(format!("shape {d}×{c} does not match manifest {dim}×{cats}")));
@@ -698,7 +793,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let weights = (0..(1usize << bits) * taxonomy.len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let manifest = Manifest {
-            format_version: FAST_FORMAT_VERSION,
+            format_version: 1,
             kind: KIND.into(),
             name: "random".into(),
             normalizer: normalizer_id(),
@@ -707,6 +802,7 @@ mod tests {
             combine_parent_logits: vec![false, false, false, false, false, true, true, true],
             calibration: vec![Calibration { a: 1.5, b: -0.5 }; taxonomy.len()],
             taxonomy,
+            static_probe: None,
             weights_sha256: String::new(),
             training: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
@@ -884,6 +980,61 @@ mod tests {
         for (a, b) in back.score_one("x y").iter().zip(m.score_one("x y")) {
             assert!((a - b).abs() < 2e-3, "{a} vs {b}");
         }
+    }
+
+    /// A model with a static probe is written as format 2 with its probe file, loads
+    /// without its table (and then refuses to score), scores as before once the table is
+    /// attached; a format 1 manifest naming a probe is refused, and a model without one is
+    /// still written as format 1.
+    #[test]
+    fn a_static_probe_round_trips_as_format_2() {
+        use crate::static_probe::{StaticProbe, StaticProbeConfig, StaticTable};
+        use warden_core::Label;
+        let mut m = random_model(10);
+        let vocab = ["[UNK]", "hurt", "you", "hug", "##s"];
+        let rows: Vec<f32> = (0..vocab.len() * 4).map(|i| ((i * 7 % 5) as f32 - 2.0) / 3.0).collect();
+        let table = Arc::new(StaticTable::from_parts(&vocab, "[UNK]", 4, rows));
+        let cats = m.taxonomy().len();
+        let lab = |p: bool| {
+            let mut l = vec![Label::Unknown; cats];
+            l[2] = if p { Label::Positive } else { Label::Negative };
+            l
+        };
+        let labels = [lab(true), lab(true), lab(false), lab(false)];
+        let texts = ["hurt you", "hurt", "hugs", "hug you"];
+        let train: Vec<(&str, &[Label])> = texts.iter().zip(&labels).map(|(t, l)| (*t, l.as_slice())).collect();
+        let counts = crate::static_probe::piece_counts(&table, &texts);
+        let cfg = StaticProbeConfig { source: "x".into(), l2: 0.1, sif_a: 0.01, weight: 0.5 };
+        let plain = m.score_one("I will hurt you");
+        m.set_static_probe(StaticProbe::fit(table.clone(), &counts, &train, None, cats, &cfg));
+        let mixed = m.score_one("I will hurt you");
+        assert_ne!(plain[2], mixed[2], "the probe moves the fitted category");
+        assert_eq!(m.without_static_probe().score_one("I will hurt you"), plain);
+
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();
+        assert!(text.contains("\"format_version\": 2"), "{text}");
+        let mut back = FastModel::load(dir.path()).unwrap();
+        assert!(back.needs_static_table());
+        assert!(back.predict_batch(&["I will hurt you"]).is_err());
+        back.attach_static_table(table.clone()).unwrap();
+        // The n-gram weights are stored as f16.
+        for (a, b) in back.predict_batch(&["I will hurt you"]).unwrap()[0].iter().zip(&mixed) {
+            assert!((a - b).abs() < 2e-3, "{a} vs {b}");
+        }
+
+        let mpath = dir.path().join(MANIFEST_FILE);
+        std::fs::write(&mpath, text.replace("\"format_version\": 2", "\"format_version\": 1")).unwrap();
+        assert!(matches!(FastModel::load(dir.path()), Err(ModelError::Manifest(_))));
+        std::fs::write(&mpath, &text).unwrap();
+        std::fs::remove_file(dir.path().join(crate::static_probe::STATIC_FILE)).unwrap();
+        assert!(matches!(FastModel::load(dir.path()), Err(ModelError::Manifest(_))));
+
+        let mut plain_model = m.without_static_probe();
+        plain_model.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(&mpath).unwrap();
+        assert!(text.contains("\"format_version\": 1") && !text.contains("static_probe"));
     }
 
     #[test]

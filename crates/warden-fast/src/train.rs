@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use warden_core::{Label, Taxonomy};
 
 use crate::features::{FeatureConfig, Featurizer};
-use crate::model::{combined_logits, normalizer_id, sigmoid, Calibration, FastModel, Manifest, FAST_FORMAT_VERSION};
+use crate::model::{combined_logits, normalizer_id, sigmoid, Calibration, FastModel, Manifest};
 
 /// One training row: text, one label per category (unknown ones are masked out of the
 /// loss), and a row weight (e.g. to balance sources).
@@ -234,7 +234,7 @@ pub fn train(
         }
     }
     let manifest = Manifest {
-        format_version: FAST_FORMAT_VERSION,
+        format_version: 1,
         kind: "warden-fast".into(),
         name: cfg.name.clone(),
         taxonomy: taxonomy.clone(),
@@ -243,6 +243,7 @@ pub fn train(
         bias: heads.iter().map(|(h, _)| h.b).collect(),
         combine_parent_logits: combine,
         calibration: heads.iter().map(|(_, r)| r.calibration).collect(),
+        static_probe: None,
         weights_sha256: String::new(),
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,

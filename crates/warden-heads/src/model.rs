@@ -121,7 +121,7 @@ impl HeadsModel {
     pub fn round_for_storage(&mut self) -> Result<(), HeadsError> {
         self.heads.round_to_f16()?;
         if let Some(p) = &mut self.probe {
-            p.round_to_f16()?;
+            crate::probe::round_probe_to_f16(p)?;
         }
         for t in self.encoder_params.values_mut() {
             *t = t.detach().to_dtype(candle_core::DType::F16)?.to_dtype(candle_core::DType::F32)?;
