@@ -104,9 +104,10 @@ pub struct TrainArgs {
     /// Fast tier: fit a static-embedding probe (a linear model per category on the average
     /// input token embedding of the encoder, --encoder or the default) and mix it into the
     /// n-gram heads' scores. SOURCE: fit it on that source's train rows only (an in-domain
-    /// probe), or `all`: on every train row, weighted like the heads. Moderation-set CV:
-    /// +0.04 `any` AUPRC either way; only `all` keeps the other sources' dev AUPRC
-    /// (docs/fast-tier.md, "Static-embedding probe").
+    /// probe), or `all`: on every train row, weighted like the heads (the default model's
+    /// recipe). Moderation-set CV `any` AUPRC: +0.042 (SOURCE) and +0.051 (`all`); the
+    /// public sources' pooled dev `any` falls by 0.117 and 0.023 (docs/fast-tier.md,
+    /// "Static-embedding probe").
     #[arg(long, value_name = "SOURCE|all")]
     pub static_probe: Option<String>,
     /// Ridge penalty of the static probe, on the summed (weighted) log-likelihood; default

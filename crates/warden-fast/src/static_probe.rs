@@ -313,18 +313,20 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Per-thread cache of each word's pieces, keyed by the word's 64-bit hash, for one table
-/// (by its [`StaticTable::id`]); and reused buffers.
+/// Per-thread cache of each word's pieces for one table (by its [`StaticTable::id`]): the
+/// word's 64-bit hash maps to a `(start, len)` run of `arena`, so a hit costs one probe of
+/// the map and one read of a contiguous array; and reused buffers.
+#[derive(Default)]
 struct PieceCache {
     table: u64,
-    pieces: HashMap<u64, Box<[u32]>, BuildHasherDefault<IdHasher>>,
+    pieces: HashMap<u64, (u32, u32), BuildHasherDefault<IdHasher>>,
+    arena: Vec<u32>,
     acc: Vec<f32>,
     ids: Vec<u32>,
 }
 
 thread_local! {
-    static PIECES: std::cell::RefCell<PieceCache> =
-        std::cell::RefCell::new(PieceCache { table: 0, pieces: HashMap::default(), acc: Vec::new(), ids: Vec::new() });
+    static PIECES: std::cell::RefCell<PieceCache> = std::cell::RefCell::new(PieceCache::default());
 }
 
 /// A new table id (never 0, the empty cache's).
@@ -343,22 +345,28 @@ fn accumulate(table: &StaticTable, weight: &[f32], normalized: &str, acc: &mut V
     acc.resize(table.dim, 0.0);
     if cache.table != table.id {
         cache.pieces.clear();
+        cache.arena.clear();
         cache.table = table.id;
     }
     let mut ids = std::mem::take(&mut cache.ids);
     ids.clear();
-    let mut scratch = Vec::new();
     for word in crate::features::words(normalized) {
         let h = crate::Featurizer::word_hash(word);
-        if cache.pieces.len() >= PIECE_CACHE_WORDS && !cache.pieces.contains_key(&h) {
-            cache.pieces.clear();
-        }
-        let pieces = cache.pieces.entry(h).or_insert_with(|| {
-            scratch.clear();
-            table.pieces(word, &mut scratch);
-            scratch.as_slice().into()
-        });
-        ids.extend_from_slice(pieces);
+        let (start, len) = match cache.pieces.get(&h) {
+            Some(&run) => run,
+            None => {
+                if cache.pieces.len() >= PIECE_CACHE_WORDS {
+                    cache.pieces.clear();
+                    cache.arena.clear();
+                }
+                let start = cache.arena.len();
+                table.pieces(word, &mut cache.arena);
+                let run = (start as u32, (cache.arena.len() - start) as u32);
+                cache.pieces.insert(h, run);
+                run
+            }
+        };
+        ids.extend_from_slice(&cache.arena[start as usize..(start + len) as usize]);
     }
     add_rows(acc, table, weight, &ids);
     cache.ids = ids;
