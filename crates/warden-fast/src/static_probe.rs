@@ -128,7 +128,7 @@ impl std::fmt::Debug for StaticTable {
 const TENSOR_NAMES: [&str; 2] = ["embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"];
 
 impl StaticTable {
-    /// Reads `tokenizer.json` (a WordPiece vocabulary) and the word-embedding matrix of
+    /// Reads `tokenizer.json` (a WordPiece or WordLevel vocabulary) and the word-embedding matrix of
     /// `model.safetensors` from a Hugging Face BERT-family directory.
     pub fn load(dir: &Path) -> Result<Self, StaticError> {
         let read = |name: &str| {
