@@ -314,6 +314,14 @@ pub fn run(mut a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The distinct sources of `rows`, sorted, comma-separated (for "no such source" errors).
+pub(crate) fn source_names(rows: &[Record]) -> String {
+    let mut names: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
+}
+
 /// Name of `--static-probe`'s every-row mode.
 const ALL_ROWS: &str = "all";
 
@@ -340,10 +348,7 @@ fn fit_static_probe(
         .map(|r| (r.text.as_str(), r.labels.as_slice()))
         .collect();
     if rows.is_empty() {
-        let mut sources: Vec<&str> = train.iter().map(|r| r.source.as_str()).collect();
-        sources.sort_unstable();
-        sources.dedup();
-        bail!("--static-probe {source}: no train rows come from that source (sources: {}, or `all`)", sources.join(", "));
+        bail!("--static-probe {source}: no train rows come from that source (sources: {}, or `all`)", source_names(train));
     }
     let texts: Vec<&str> = train.iter().map(|r| r.text.as_str()).collect();
     let counts = piece_counts(&table, &texts);

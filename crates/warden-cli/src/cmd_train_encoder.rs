@@ -44,7 +44,7 @@ pub struct EncoderTrainArgs {
     /// What the probe reads: `layer-means` (the mean of every transformer layer's output,
     /// each normalised; one extra pooling per layer at inference) or `pooled` (the heads'
     /// pooled vector, the format 2 probe).
-    #[arg(long, default_value = "layer-means", value_parser = parse_probe_features)]
+    #[arg(long, value_enum, default_value_t = ProbeFeatureKind::LayerMeans)]
     pub probe_features: ProbeFeatureKind,
     /// Ridge penalty of the probe's weights (on the summed log-likelihood).
     #[arg(long, default_value_t = 0.1)]
@@ -113,18 +113,10 @@ fn parse_unit(s: &str) -> Result<f32, String> {
 }
 
 /// `--probe-features`; the layer count comes from the encoder.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 pub enum ProbeFeatureKind {
     Pooled,
     LayerMeans,
-}
-
-fn parse_probe_features(s: &str) -> Result<ProbeFeatureKind, String> {
-    match s {
-        "pooled" => Ok(ProbeFeatureKind::Pooled),
-        "layer-means" => Ok(ProbeFeatureKind::LayerMeans),
-        _ => Err(format!("unknown probe features {s:?} (layer-means, pooled)")),
-    }
 }
 
 fn parse_pooling(s: &str) -> Result<Pooling, String> {
@@ -266,10 +258,7 @@ fn fit_domain_probe(
 ) -> Result<(warden_heads::Probe, warden_heads::ProbeInfo)> {
     let rows: Vec<usize> = (0..train.len()).filter(|&i| train[i].source == source).collect();
     if rows.is_empty() {
-        let mut names: Vec<&str> = train.iter().map(|r| r.source.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        bail!("--domain-probe {source}: no train rows of that source (sources: {})", names.join(", "));
+        bail!("--domain-probe {source}: no train rows of that source (sources: {})", crate::cmd_train::source_names(train));
     }
     let (features, dim, x) = match layered {
         None => {

@@ -53,6 +53,14 @@ impl Probe {
             })
             .collect()
     }
+
+    /// Rounds the weights to f16 (nearest, ties to even), the precision they are stored in.
+    /// Idempotent.
+    pub fn round_to_f16(&mut self) {
+        for v in self.weight.iter_mut().chain(&mut self.bias) {
+            *v = half::f16::from_f32(*v).to_f32();
+        }
+    }
 }
 
 /// Fits the probe on `rows × dim` vectors `x` (normalised here) with their labels. Rows

@@ -25,7 +25,7 @@
 //! encoder directory, whose `model.safetensors` must have the SHA-256 the model records.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use warden_core::Label;
 
+use crate::features::PassThrough;
 use crate::ridge::{fit_probe_weighted, Probe};
 
 /// The probe's weights file inside a fast model directory.
@@ -297,29 +298,13 @@ pub struct StaticProbe {
     table: Option<Arc<StaticTable>>,
 }
 
-/// A hasher for keys that already are hashes.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 /// Per-thread cache of each word's pieces for one table (by its [`StaticTable::id`]): the
 /// word's 64-bit hash maps to a `(start, len)` run of `arena`, so a hit costs one probe of
 /// the map and one read of a contiguous array; and reused buffers.
 #[derive(Default)]
 struct PieceCache {
     table: u64,
-    pieces: HashMap<u64, (u32, u32), BuildHasherDefault<IdHasher>>,
+    pieces: HashMap<u64, (u32, u32), BuildHasherDefault<PassThrough>>,
     arena: Vec<u32>,
     acc: Vec<f32>,
     ids: Vec<u32>,
@@ -440,13 +425,9 @@ fn dot32(a: &[f32], b: &[f32]) -> f32 {
 
 /// The (unnormalised) feature vector of one text, already normalised the fast tier's way.
 pub fn features(table: &StaticTable, piece_weight: &[f32], normalized: &str) -> Vec<f32> {
-    PIECES.with_borrow_mut(|cache| {
-        let mut acc = std::mem::take(&mut cache.acc);
-        accumulate(table, piece_weight, normalized, &mut acc, cache);
-        let out = acc.clone();
-        cache.acc = acc;
-        out
-    })
+    let mut acc = Vec::new();
+    PIECES.with_borrow_mut(|cache| accumulate(table, piece_weight, normalized, &mut acc, cache));
+    acc
 }
 
 /// How often each piece occurs in `texts` (normalised here), for the pieces' weights.

@@ -121,7 +121,7 @@ impl HeadsModel {
     pub fn round_for_storage(&mut self) -> Result<(), HeadsError> {
         self.heads.round_to_f16()?;
         if let Some(p) = &mut self.probe {
-            crate::probe::round_probe_to_f16(p)?;
+            p.round_to_f16();
         }
         for t in self.encoder_params.values_mut() {
             *t = t.detach().to_dtype(candle_core::DType::F16)?.to_dtype(candle_core::DType::F32)?;
@@ -170,7 +170,7 @@ impl HeadsModel {
                 let (cats, input) = w.dims2()?;
                 let expected = match info.features {
                     ProbeFeatures::Pooled => input == manifest.heads.input,
-                    ProbeFeatures::LayerMeans { layers } => layers > 0 && input % layers == 0,
+                    ProbeFeatures::LayerMeans { layers } => layers > 0 && input.is_multiple_of(layers),
                 };
                 if cats != manifest.taxonomy.len() || b.dims1()? != cats || !expected {
                     return Err(HeadsError::Format(format!(

@@ -36,7 +36,7 @@ pub enum ProbeFeatures {
 /// Prepares the layer-means part of a window vector (`layers` blocks of equal width) for
 /// the probe: each block normalised, the whole scaled to unit length.
 pub fn layer_features(v: &[f32], layers: usize) -> Vec<f32> {
-    assert!(layers > 0 && v.len() % layers == 0, "layer_features: {} values are not {layers} equal blocks", v.len());
+    assert!(layers > 0 && v.len().is_multiple_of(layers), "layer_features: {} values are not {layers} equal blocks", v.len());
     let d = v.len() / layers;
     let scale = 1.0 / (layers as f64).sqrt();
     let mut out = Vec::with_capacity(v.len());
@@ -67,17 +67,6 @@ pub struct ProbeInfo {
     /// Per category, labelled rows and positives among them, for the model card.
     pub labelled: Vec<usize>,
     pub positives: Vec<usize>,
-}
-
-/// Rounds a probe's weights to f16, the precision they are stored in. Idempotent.
-pub fn round_probe_to_f16(p: &mut Probe) -> candle_core::Result<()> {
-    use candle_core::{DType, Device, Tensor};
-    let round = |v: &[f32]| -> candle_core::Result<Vec<f32>> {
-        Tensor::from_slice(v, v.len(), &Device::Cpu)?.to_dtype(DType::F16)?.to_dtype(DType::F32)?.to_vec1()
-    };
-    p.weight = round(&p.weight)?;
-    p.bias = round(&p.bias)?;
-    Ok(())
 }
 
 #[cfg(test)]
