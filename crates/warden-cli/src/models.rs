@@ -87,7 +87,11 @@ pub(crate) fn attach_static(m: &mut FastModel, encoder: Option<&Path>) -> Result
     }
     let why = "the fast model's static-embedding probe reads its encoder's token embeddings";
     let dir = crate::cmd_train_encoder::encoder_dir(encoder).context(why)?;
-    let table = StaticTable::load(&dir).with_context(|| format!("{why}: loading them from {}", dir.display()))?;
+    // The fetch marker's hash when the weights still have the fetched size, as the encoder
+    // tier trusts it; hashing the 90 MB file would triple the fast tier's start-up.
+    let sha = warden_encoder::encoder::weights_sha256(&dir).with_context(|| format!("{why}: {}", dir.display()))?;
+    let table = StaticTable::load_with_sha256(&dir, Some(sha))
+        .with_context(|| format!("{why}: loading them from {}", dir.display()))?;
     m.attach_static_table(Arc::new(table)).with_context(|| format!("{why}: {}", dir.display()))?;
     Ok(())
 }
