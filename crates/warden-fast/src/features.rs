@@ -156,17 +156,89 @@ impl std::hash::Hasher for PassThrough {
     }
 }
 
-pub(crate) type HashKeySet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<PassThrough>>;
+/// A set of `u64` keys (already hashes) for one text at a time: open addressing with
+/// linear probing, each slot stamped with the text that filled it, so moving on to the next
+/// text is O(1). A `HashSet` is cleared in time proportional to its capacity, so one huge
+/// text (a 50 MB line in a corpus) would have made every later text on the thread pay for
+/// it; a table grown past [`StampSet::KEEP_SLOTS`] is dropped instead.
+#[derive(Default)]
+pub(crate) struct StampSet {
+    /// `(key, stamp)`; a slot belongs to the current text when its stamp is `stamp`.
+    slots: Vec<(u64, u32)>,
+    stamp: u32,
+    len: usize,
+}
+
+impl StampSet {
+    /// Slots kept from one text to the next (1 MB); larger tables are freed.
+    const KEEP_SLOTS: usize = 1 << 16;
+
+    /// Empties the set for the next text.
+    pub(crate) fn next_text(&mut self) {
+        self.len = 0;
+        if self.slots.len() > Self::KEEP_SLOTS {
+            self.slots = Vec::new();
+        }
+        if self.stamp == u32::MAX {
+            self.slots.iter_mut().for_each(|s| s.1 = 0);
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+    }
+
+    #[inline]
+    fn slot_of(key: u64, mask: usize) -> usize {
+        // Fibonacci hashing: keys such as `BIGRAM_KEY ^ bucket` differ only in low bits.
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+    }
+
+    /// Adds `key`; true when it was not in the set yet.
+    #[inline]
+    pub(crate) fn insert(&mut self, key: u64) -> bool {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = Self::slot_of(key, mask);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.1 != self.stamp {
+                *slot = (key, self.stamp);
+                self.len += 1;
+                return true;
+            }
+            if slot.0 == key {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(256);
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); cap]);
+        if self.stamp == 0 {
+            self.stamp = 1;
+        }
+        self.len = 0;
+        for (key, stamp) in old {
+            if stamp == self.stamp {
+                self.insert(key);
+            }
+        }
+    }
+}
 
 thread_local! {
     /// Reused across texts so counting distinct words allocates nothing per text.
-    static SEEN: std::cell::RefCell<HashKeySet> = std::cell::RefCell::new(HashKeySet::default());
+    static SEEN: std::cell::RefCell<StampSet> = std::cell::RefCell::new(StampSet::default());
 }
 
-/// Runs `f` with this thread's [`Seen`] set, cleared, for one text.
+/// Runs `f` with this thread's [`Seen`] set, emptied, for one text.
 pub(crate) fn with_seen<R>(on: bool, f: impl FnOnce(&mut Seen<'_>) -> R) -> R {
     SEEN.with_borrow_mut(|set| {
-        set.clear();
+        set.next_text();
         f(&mut Seen { on, set })
     })
 }
@@ -174,7 +246,7 @@ pub(crate) fn with_seen<R>(on: bool, f: impl FnOnce(&mut Seen<'_>) -> R) -> R {
 /// Which words and bigrams a text has already produced, when counting distinct ones.
 pub(crate) struct Seen<'a> {
     on: bool,
-    set: &'a mut HashKeySet,
+    set: &'a mut StampSet,
 }
 
 impl Seen<'_> {
@@ -193,6 +265,34 @@ pub(crate) fn words(s: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stamp_set_agrees_with_a_hash_set_across_texts() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut set = StampSet::default();
+        // Texts of 0 to 3,000 keys (growth mid-text), keys drawn from a small range so
+        // that repeats are common, and keys differing only in their low bits.
+        for text in 0..60 {
+            set.next_text();
+            let mut want = std::collections::HashSet::new();
+            let n = if text == 30 { 200_000 } else { rng.gen_range(0..3_000) };
+            for _ in 0..n {
+                let key = if rng.gen_bool(0.5) { BIGRAM_KEY ^ rng.gen_range(0..4_000u64) } else { rng.gen_range(0..u64::MAX) };
+                assert_eq!(set.insert(key), want.insert(key), "text {text}, key {key}");
+            }
+            assert_eq!(set.len, want.len());
+        }
+        // The huge text's table was not kept.
+        assert!(set.slots.len() <= StampSet::KEEP_SLOTS);
+        // The stamp wraps around without resurrecting old keys.
+        set.stamp = u32::MAX - 1;
+        set.next_text();
+        assert!(set.insert(42));
+        set.next_text();
+        assert_eq!(set.stamp, 1);
+        assert!(set.insert(42) && !set.insert(42));
+    }
 
     #[test]
     fn features_are_deterministic_and_in_range() {
