@@ -88,7 +88,7 @@ pub(crate) fn attach_static(m: &mut FastModel, encoder: Option<&Path>) -> Result
     let why = "the fast model's static-embedding probe reads its encoder's token embeddings";
     let dir = crate::cmd_train_encoder::encoder_dir(encoder).context(why)?;
     // The fetch marker's hash when the weights still have the fetched size, as the encoder
-    // tier trusts it; hashing the 90 MB file would triple the fast tier's start-up.
+    // tier trusts it; hashing the 90 MB file at every start takes 0.10 s instead of 0.04 s.
     let sha = warden_encoder::encoder::weights_sha256(&dir).with_context(|| format!("{why}: {}", dir.display()))?;
     let table = StaticTable::load_with_sha256(&dir, Some(sha))
         .with_context(|| format!("{why}: loading them from {}", dir.display()))?;

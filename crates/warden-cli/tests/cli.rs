@@ -355,6 +355,22 @@ fn fast_tier_trains_with_a_static_probe_and_scores() {
     let bad = score(&other);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("SHA-256"), "{}", String::from_utf8_lossy(&bad.stderr));
+    // A fetch marker vouches for the weights' hash while the file keeps the recorded size
+    // (the file is then not hashed at start-up): a marker naming another hash is believed
+    // and the table refused; once the size no longer matches, the file is hashed again.
+    let size = std::fs::metadata(enc.join("model.safetensors")).unwrap().len();
+    let marker = |size: u64| {
+        let m = serde_json::json!({"format_version": 1, "safetensors_sha256": "ab".repeat(32), "size": size});
+        std::fs::write(enc.join("warden-fetch.json"), m.to_string()).unwrap();
+    };
+    marker(size);
+    let vouched = score(&enc);
+    assert!(!vouched.status.success());
+    assert!(String::from_utf8_lossy(&vouched.stderr).contains(&"ab".repeat(32)), "{}", String::from_utf8_lossy(&vouched.stderr));
+    marker(size + 1);
+    let rehashed = score(&enc);
+    assert!(rehashed.status.success(), "{}", String::from_utf8_lossy(&rehashed.stderr));
+    std::fs::remove_file(enc.join("warden-fetch.json")).unwrap();
     // Only the fast tier has it.
     let out = warden().args(["train", "--tier", "encoder", "--static-probe", "dom", "--out", "/nonexistent/out"]).output().unwrap();
     assert!(!out.status.success());

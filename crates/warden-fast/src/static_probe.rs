@@ -312,7 +312,7 @@ thread_local! {
     static PIECES: std::cell::RefCell<PieceCache> = std::cell::RefCell::new(PieceCache::default());
 }
 
-/// A new table id (never 0, the empty cache's).
+/// Why [`read_word_embeddings`] failed: the file could not be read, or it is not what it should be.
 enum TableReadError {
     Io(std::io::Error),
     Bad(String),
@@ -398,6 +398,7 @@ fn read_word_embeddings(path: &Path) -> Result<(String, usize, usize, Vec<half::
     Ok((tensor.to_string(), n, dim, rows))
 }
 
+/// A new table id (never 0, the empty cache's).
 fn next_table_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
