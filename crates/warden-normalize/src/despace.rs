@@ -66,49 +66,91 @@ fn is_sep(b: u8) -> bool {
     matches!(b, b' ' | b'.' | b'-' | b'_')
 }
 
-/// Byte positions (sorted) of the separators to remove.
-fn separators_to_remove(s: &str) -> Vec<usize> {
+/// The first byte at or after `from` that may be a single letter: an ASCII letter with no
+/// ASCII letter or digit on either side. Every single letter passes; [`separators_to_remove`]
+/// checks the rest (non-ASCII neighbours). Almost every byte of ordinary text fails, so this
+/// scan was most of the stage's cost; it tests 32 bytes at a time with branch-free compares
+/// folded into a bit mask, which the compiler turns into vector code.
+#[inline]
+fn next_single_candidate(b: &[u8], from: usize) -> Option<usize> {
+    const BLOCK: usize = 32;
+    #[inline(always)]
+    fn alpha(c: u8) -> bool {
+        (c | 0x20).wrapping_sub(b'a') < 26
+    }
+    #[inline(always)]
+    fn alnum(c: u8) -> bool {
+        alpha(c) | (c.wrapping_sub(b'0') < 10)
+    }
+    let scalar = |i: usize| {
+        alpha(b[i]) && (i == 0 || !alnum(b[i - 1])) && (i + 1 == b.len() || !alnum(b[i + 1]))
+    };
+    let mut i = from;
+    // The block loop needs a byte before and after the block.
+    while i == 0 && i < b.len() {
+        if scalar(i) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    while i + BLOCK < b.len() {
+        let prev: &[u8; BLOCK] = b[i - 1..i - 1 + BLOCK].try_into().expect("BLOCK bytes");
+        let cur: &[u8; BLOCK] = b[i..i + BLOCK].try_into().expect("BLOCK bytes");
+        let next: &[u8; BLOCK] = b[i + 1..i + 1 + BLOCK].try_into().expect("BLOCK bytes");
+        let mut mask = 0u32;
+        for k in 0..BLOCK {
+            let hit = alpha(cur[k]) & !alnum(prev[k]) & !alnum(next[k]);
+            mask |= (hit as u32) << k;
+        }
+        if mask != 0 {
+            return Some(i + mask.trailing_zeros() as usize);
+        }
+        i += BLOCK;
+    }
+    (i..b.len()).find(|&j| scalar(j))
+}
+
+/// Whether byte `i` of `s` is a single letter: an ASCII letter with no word char on
+/// either side.
+fn is_single(s: &str, i: usize) -> bool {
+    i < s.len()
+        && s.as_bytes()[i].is_ascii_alphabetic()
+        && !is_word(char_before(s, i))
+        && !is_word(char_at(s, i + 1))
+}
+
+/// The chain that starts at the single letter at byte `i`, if one does: the byte of the
+/// first letter whose following separator goes (after [`leading_article`]) and the byte of
+/// the chain's last letter.
+fn chain_at(s: &str, i: usize) -> Option<(usize, usize)> {
     let b = s.as_bytes();
     let n = b.len();
-    let single = |i: usize| {
-        i < n
-            && b[i].is_ascii_alphabetic()
-            && !is_word(char_before(s, i))
-            && !is_word(char_at(s, i + 1))
-    };
+    if !(i + 2 < n && is_sep(b[i + 1]) && is_single(s, i + 2)) {
+        return None;
+    }
+    let sep = b[i + 1];
+    let mut last = i + 2;
+    let mut count = 2;
+    while last + 2 < n && b[last + 1] == sep && is_single(s, last + 2) {
+        last += 2;
+        count += 1;
+    }
+    if count < 3 {
+        return None;
+    }
+    let first = if leading_article(b, i, count, sep) { i + 2 } else { i };
+    Some((first, last))
+}
+
+/// Byte positions (sorted) of the separators to remove.
+fn separators_to_remove(s: &str) -> Vec<usize> {
     let mut remove = Vec::new();
     let mut i = 0;
-    while i < n {
-        if !b[i].is_ascii_alphabetic() {
-            i += 1;
-            continue;
-        }
-        if i + 1 < n && b[i + 1].is_ascii_alphanumeric() {
-            // Inside an ASCII word: none of its letters is single; skip it.
-            i += 2;
-            while i < n && b[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
-            continue;
-        }
-        if !single(i) {
-            i += 1;
-            continue;
-        }
-        if i + 2 < n && is_sep(b[i + 1]) && single(i + 2) {
-            let sep = b[i + 1];
-            let mut last = i + 2;
-            let mut count = 2;
-            while last + 2 < n && b[last + 1] == sep && single(last + 2) {
-                last += 2;
-                count += 1;
-            }
-            if count >= 3 {
-                let first = if leading_article(b, i, count, sep) {
-                    i + 2
-                } else {
-                    i
-                };
+    // Only a single letter can start a chain, and the scan skips no single letter.
+    while let Some(j) = next_single_candidate(s.as_bytes(), i) {
+        i = j;
+        if is_single(s, i) {
+            if let Some((first, last)) = chain_at(s, i) {
                 remove.extend((first + 1..last).step_by(2));
                 i = last + 1;
                 continue;
@@ -139,3 +181,69 @@ impl Apply for Despace {
 }
 
 crate::stage_impl!(Despace);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition [`separators_to_remove`] speeds up: every byte in turn, no scan.
+    fn separators_to_remove_reference(s: &str) -> Vec<usize> {
+        let mut remove = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            if let Some((first, last)) = is_single(s, i).then(|| chain_at(s, i)).flatten() {
+                remove.extend((first + 1..last).step_by(2));
+                i = last + 1;
+            } else {
+                i += 1;
+            }
+        }
+        remove
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn the_block_scan_removes_what_the_byte_scan_removed(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("a"), Just("I"), Just("b"), Just("x"), Just("Z"), Just(" "), Just("."),
+                    Just("-"), Just("_"), Just("1"), Just("é"), Just("\u{301}"), Just("ab"),
+                    Just("  "), Just("\u{3b1}"), Just("s h i t"), Just("a s s"),
+                ],
+                0..120,
+            )
+        ) {
+            let s: String = parts.concat();
+            prop_assert_eq!(separators_to_remove(&s), separators_to_remove_reference(&s), "{:?}", s);
+        }
+    }
+
+    #[test]
+    fn the_candidate_scan_agrees_with_the_definition_at_block_edges() {
+        for len in [0, 1, 2, 31, 32, 33, 34, 64, 65, 97] {
+            for at in 0..len {
+                let mut b = vec![b'w'; len];
+                for sep in [b' ', b'.', 0xC3] {
+                    if at > 0 {
+                        b[at - 1] = sep;
+                    }
+                    if at + 1 < len {
+                        b[at + 1] = sep;
+                    }
+                    b[at] = b'k';
+                    for from in [0, at.saturating_sub(1), at] {
+                        let want = (from..len).find(|&i| {
+                            b[i].is_ascii_alphabetic()
+                                && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                                && (i + 1 == len || !b[i + 1].is_ascii_alphanumeric())
+                        });
+                        assert_eq!(next_single_candidate(&b, from), want, "len {len} at {at} from {from}");
+                    }
+                    b.fill(b'w');
+                }
+            }
+        }
+    }
+}

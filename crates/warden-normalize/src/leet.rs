@@ -60,15 +60,37 @@ fn is_boundary(c: Option<char>) -> bool {
     }
 }
 
+/// The position of the first candidate byte at or after `from`. Most text has few
+/// candidates, so this scan was most of the stage's cost (6% of the fast tier's time on
+/// 1 KB Wikipedia chunks). It tests 32 bytes at a time with a branch-free predicate folded
+/// into a bit mask, which the compiler turns into vector compares.
+#[inline]
+fn next_candidate(b: &[u8], from: usize) -> Option<usize> {
+    const BLOCK: usize = 32;
+    let mut i = from;
+    while i + BLOCK <= b.len() {
+        let block: &[u8; BLOCK] = b[i..i + BLOCK].try_into().expect("BLOCK bytes");
+        let mut mask = 0u32;
+        for (k, &c) in block.iter().enumerate() {
+            let hit = (c.wrapping_sub(b'0') < 10) | (c == b'@') | (c == b'$') | (c == b'!');
+            mask |= (hit as u32) << k;
+        }
+        if mask != 0 {
+            return Some(i + mask.trailing_zeros() as usize);
+        }
+        i += BLOCK;
+    }
+    b[i..].iter().position(|&c| is_candidate(c)).map(|k| i + k)
+}
+
 /// Byte ranges of the candidate runs of `s` that are read as letters.
 fn runs_to_replace(s: &str) -> Vec<std::ops::Range<usize>> {
     let b = s.as_bytes();
     let mut found = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        // Skip to the next candidate (a tight loop the compiler can unroll).
-        match b[i..].iter().position(|&c| is_candidate(c)) {
-            Some(k) => i += k,
+        match next_candidate(b, i) {
+            Some(k) => i = k,
             None => break,
         }
         let start = i;
@@ -109,3 +131,26 @@ impl Apply for Leetspeak {
 }
 
 crate::stage_impl!(Leetspeak);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_scan_finds_what_the_byte_scan_finds() {
+        // Every byte value at every offset of a 100-byte buffer, from every start.
+        let mut buf = vec![b'a'; 100];
+        for v in 0..=255u8 {
+            for at in [0, 1, 31, 32, 33, 63, 64, 90, 99] {
+                buf.fill(b'a');
+                buf[at] = v;
+                for from in [0, 1, 30, 32, 40, 95] {
+                    let want = buf[from..].iter().position(|&c| is_candidate(c)).map(|k| from + k);
+                    assert_eq!(next_candidate(&buf, from), want, "byte {v} at {at} from {from}");
+                }
+            }
+        }
+        assert_eq!(next_candidate(b"", 0), None);
+        assert_eq!(next_candidate("k1ll ça".as_bytes(), 2), None);
+    }
+}
