@@ -106,7 +106,7 @@ pub struct TrainArgs {
     /// n-gram heads' scores. SOURCE: fit it on that source's train rows only (an in-domain
     /// probe), or `all`: on every train row, weighted like the heads (the default model's
     /// recipe). Moderation-set CV `any` AUPRC: +0.042 (SOURCE) and +0.051 (`all`); the
-    /// public sources' pooled dev `any` falls by 0.117 and 0.023 (docs/fast-tier.md,
+    /// public sources' pooled dev `any` falls by 0.113 and 0.023 (docs/fast-tier.md,
     /// "Static-embedding probe").
     #[arg(long, value_name = "SOURCE|all")]
     pub static_probe: Option<String>,
@@ -115,18 +115,13 @@ pub struct TrainArgs {
     #[arg(long, requires = "static_probe")]
     pub static_probe_l2: Option<f32>,
     /// Weight of the static probe in (1-W)·heads + W·probe.
-    #[arg(long, default_value_t = 0.5, requires = "static_probe", value_parser = parse_unit_f32)]
+    #[arg(long, default_value_t = 0.5, requires = "static_probe", value_parser = crate::cmd_train_encoder::parse_unit)]
     pub static_probe_weight: f32,
     /// The `a` of the word pieces' weights a / (a + frequency).
     #[arg(long, default_value_t = 0.01, requires = "static_probe")]
     pub static_probe_sif: f32,
     #[command(flatten)]
     pub encoder: crate::cmd_train_encoder::EncoderTrainArgs,
-}
-
-fn parse_unit_f32(s: &str) -> Result<f32, String> {
-    let v: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err("expected a value in [0, 1]".into()) }
 }
 
 /// Fewer dev positives than this and an F1-optimal threshold is noise (V2 had 2).
@@ -294,17 +289,16 @@ pub fn run(mut a: TrainArgs) -> Result<()> {
     }
     model.save(&a.out).with_context(|| format!("saving model to {}", a.out.display()))?;
     std::fs::write(a.out.join(crate::models::POLICY_FILE), policy.to_toml_string(&taxonomy))?;
-    let ngram_policy = a.out.join(crate::models::NGRAM_POLICY_FILE);
     match &ngrams {
-        Some((p, _)) => std::fs::write(&ngram_policy, p.to_toml_string(&taxonomy))?,
-        None if ngram_policy.exists() => std::fs::remove_file(&ngram_policy)?,
-        None => {}
-    }
-    if model.static_probe().is_none() {
-        // A retrain without the probe must not leave the previous one's file behind.
-        let stale = a.out.join(warden_fast::static_probe::STATIC_FILE);
-        if stale.exists() {
-            std::fs::remove_file(&stale)?;
+        Some((p, _)) => std::fs::write(a.out.join(crate::models::NGRAM_POLICY_FILE), p.to_toml_string(&taxonomy))?,
+        // A retrain without the probe must not leave the previous one's files behind.
+        None => {
+            for f in [crate::models::NGRAM_POLICY_FILE, warden_fast::static_probe::STATIC_FILE] {
+                let stale = a.out.join(f);
+                if stale.exists() {
+                    std::fs::remove_file(&stale)?;
+                }
+            }
         }
     }
     let card = model_card(&model, &policy, &dev_report, &by_source, &datasheet);

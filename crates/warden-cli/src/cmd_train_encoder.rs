@@ -105,7 +105,8 @@ fn parse_combine(s: &str) -> Result<Combine, String> {
     parse_unit(w).map(Combine::Mean).map_err(|e| format!("the encoder weight {e}"))
 }
 
-fn parse_unit(s: &str) -> Result<f32, String> {
+/// A number in [0, 1] (weights of mixes).
+pub(crate) fn parse_unit(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(w) if (0.0..=1.0).contains(&w) => Ok(w),
         _ => Err(format!("{s:?} is not a number in [0, 1]")),

@@ -321,14 +321,13 @@ impl FastModel {
         let wpath = dir.join(WEIGHTS_FILE);
         std::fs::write(&wpath, &bytes).map_err(io(&wpath))?;
         self.manifest.format_version = 1;
-        if let Some(p) = &self.static_probe {
+        if let Some(p) = &mut self.static_probe {
             let bytes = p.to_bytes();
-            let sha = hex::encode(Sha256::digest(&bytes));
             let spath = dir.join(STATIC_FILE);
             std::fs::write(&spath, &bytes).map_err(io(&spath))?;
+            p.info.file_sha256 = hex::encode(Sha256::digest(&bytes));
+            self.manifest.static_probe = Some(p.info.clone());
             self.manifest.format_version = FAST_FORMAT_VERSION;
-            self.static_probe.as_mut().expect("checked").info.file_sha256 = sha.clone();
-            self.manifest.static_probe.as_mut().expect("set with the probe").file_sha256 = sha;
         }
         let mpath = dir.join(MANIFEST_FILE);
         let mut f = std::fs::File::create(&mpath).map_err(io(&mpath))?;

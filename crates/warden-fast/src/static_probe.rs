@@ -642,8 +642,7 @@ impl StaticProbe {
             for (c, (x, fitted)) in s.iter_mut().zip(&self.info.fitted).enumerate() {
                 if *fitted {
                     let z = dot32(&self.probe.weight[c * dim..(c + 1) * dim], &acc) * inv + self.probe.bias[c];
-                    let q = 1.0 / (1.0 + (-z).exp());
-                    *x = (1.0 - w) * *x + w * q;
+                    *x = (1.0 - w) * *x + w * crate::model::sigmoid(z);
                 }
             }
             cache.acc = acc;
