@@ -35,6 +35,11 @@ pub struct DataArgs {
     /// Use only these datasets (comma-separated spec names).
     #[arg(long, value_delimiter = ',')]
     pub datasets: Vec<String>,
+    /// Leave out these datasets (comma-separated spec names); the datasheet lists them as
+    /// excluded. The default encoder heads are trained with
+    /// `--exclude-datasets holistic-bias-counterfactuals` (docs/encoder-tier.md says why).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_datasets: Vec<String>,
     /// Fraction of rows (by text hash) that go to dev.
     #[arg(long, default_value_t = 0.2)]
     pub dev_fraction: f64,
@@ -55,6 +60,7 @@ pub fn build_data(a: &DataArgs, taxonomy: &Taxonomy) -> Result<warden_data::Buil
     if !a.datasets.is_empty() {
         opts.datasets = Some(a.datasets.clone());
     }
+    opts.exclude_datasets = a.exclude_datasets.clone();
     opts.dev_fraction = a.dev_fraction;
     let pb = crate::progress::spinner("loading datasets");
     let built = warden_data::build(&opts, taxonomy).with_context(|| {

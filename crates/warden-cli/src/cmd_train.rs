@@ -460,10 +460,10 @@ fn load_training_data_as_is(
 ) -> Result<(Vec<Record>, Vec<Record>, serde_json::Value, String)> {
     if let (Some(t), Some(d)) = (&a.train_file, &a.dev_file) {
         let d_args = &a.data;
-        if d_args.exclude_research_only || !d_args.datasets.is_empty() || d_args.data_root.is_some() || d_args.specs.is_some() {
+        if d_args.exclude_research_only || !d_args.datasets.is_empty() || !d_args.exclude_datasets.is_empty() || d_args.data_root.is_some() || d_args.specs.is_some() {
             bail!(
                 "--train-file/--dev-file train on those files as they are; --exclude-research-only, \
-                 --datasets, --data-root and --specs only apply when building data from the specs"
+                 --datasets, --exclude-datasets, --data-root and --specs only apply when building data from the specs"
             );
         }
         let mut train = crate::cmd_eval::read_labelled(t, taxonomy)?;

@@ -26,6 +26,9 @@ pub struct BuildOptions {
     /// Only these datasets (by name; may name `default = false` specs). `None`: every
     /// default spec.
     pub datasets: Option<Vec<String>>,
+    /// Leave out these datasets (by name) from whatever `datasets` selects. Each is listed
+    /// in the datasheet's excluded sources.
+    pub exclude_datasets: Vec<String>,
     /// Leave out datasets whose spec says `research_only = true`.
     pub exclude_research_only: bool,
     /// Fraction of texts (by normalised-text hash) that go to dev.
@@ -41,6 +44,7 @@ impl Default for BuildOptions {
             data_root: default_data_root(),
             spec_dir: default_spec_dir(),
             datasets: None,
+            exclude_datasets: Vec::new(),
             exclude_research_only: false,
             dev_fraction: 0.2,
             decontamination: None,
@@ -195,14 +199,13 @@ pub fn select_specs(
     specs: Vec<DatasetSpec>,
     opts: &BuildOptions,
 ) -> Result<(Vec<DatasetSpec>, Vec<ExcludedSource>)> {
-    if let Some(names) = &opts.datasets {
-        for n in names {
-            if !specs.iter().any(|s| &s.name == n) {
-                return Err(DataError::UnknownDataset {
-                    name: n.clone(),
-                    known: specs.iter().map(|s| s.name.clone()).collect(),
-                });
-            }
+    // Every name given must be a spec: a typo must not silently train on something else.
+    for n in opts.datasets.iter().flatten().chain(&opts.exclude_datasets) {
+        if !specs.iter().any(|s| &s.name == n) {
+            return Err(DataError::UnknownDataset {
+                name: n.clone(),
+                known: specs.iter().map(|s| s.name.clone()).collect(),
+            });
         }
     }
     let mut chosen = Vec::new();
@@ -213,6 +216,14 @@ pub fn select_specs(
             None => s.default,
         };
         if !wanted {
+            continue;
+        }
+        if opts.exclude_datasets.contains(&s.name) {
+            excluded.push(ExcludedSource {
+                name: s.name.clone(),
+                license: s.license.clone(),
+                reason: "excluded by option".into(),
+            });
             continue;
         }
         if opts.exclude_research_only && s.research_only {

@@ -88,6 +88,7 @@ pub(crate) fn read_table(root: &Path, spec: &TableSpec, origin: &Path) -> Result
             Format::Csv | Format::Tsv => read_csv(path, spec, &mut table)?,
             Format::Jsonl => read_jsonl_rows(path, &mut table)?,
             Format::Lines => read_lines(path, &mut table)?,
+            Format::HolisticBias => read_holistic_bias(path, &mut table)?,
         }
         let file_cell = Cell::from_value(Value::String(fname));
         let path_cell = Cell::from_value(Value::String(rel));
@@ -231,4 +232,179 @@ fn read_lines(path: &Path, table: &mut Table) -> Result<()> {
         table.rows.push(row);
     }
     Ok(())
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let mut bytes = Vec::new();
+    open_maybe_gz(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    serde_json::from_slice(&bytes).map_err(|e| DataError::Parse {
+        path: path.to_owned(),
+        line: e.line(),
+        message: e.to_string(),
+    })
+}
+
+/// The indefinite article for a descriptor ("an autistic", "a one-percenter", "a US-born").
+fn article(word: &str) -> &'static str {
+    // Acronyms are read letter by letter: "an LGBTQ", "an FTM", "a BIPOC".
+    let acronym = word.len() > 1 && word.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+');
+    if acronym {
+        return if word.starts_with(['A', 'E', 'F', 'H', 'I', 'L', 'M', 'N', 'O', 'R', 'S', 'X']) { "an" } else { "a" };
+    }
+    let w = word.to_lowercase();
+    let vowel = w.starts_with(['a', 'e', 'i', 'o', 'u']);
+    let exception = ["one", "uni", "use", "usu", "eu", "us-"].iter().any(|p| w.starts_with(p));
+    if vowel && !exception {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// One HolisticBias descriptor.
+struct Descriptor {
+    axis: String,
+    bucket: String,
+    text: String,
+    preference: String,
+}
+
+fn holistic_descriptors(path: &Path, v: &serde_json::Value) -> Result<Vec<Descriptor>> {
+    use serde_json::Value as J;
+    let bad = |message: String| DataError::Parse { path: path.to_owned(), line: 0, message };
+    let J::Object(axes) = v else {
+        return Err(bad("descriptors.json must be an object of axes".into()));
+    };
+    let mut out = Vec::new();
+    for (axis, buckets) in axes {
+        // An axis is either {bucket: [descriptor ...]} or a bare list (bucket "all").
+        let lists: Vec<(&str, &J)> = match buckets {
+            J::Object(b) => b.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            list @ J::Array(_) => vec![("all", list)],
+            _ => return Err(bad(format!("axis {axis:?}: expected an object of buckets or a list"))),
+        };
+        for (bucket, list) in lists {
+            let J::Array(items) = list else {
+                return Err(bad(format!("axis {axis:?}, bucket {bucket:?}: expected a list of descriptors")));
+            };
+            for item in items {
+                let (text, preference) = match item {
+                    J::String(s) => (s.clone(), "reviewed".to_owned()),
+                    J::Object(o) => match o.get("descriptor") {
+                        Some(J::String(s)) => (
+                            s.clone(),
+                            o.get("preference").and_then(J::as_str).unwrap_or("reviewed").to_owned(),
+                        ),
+                        _ => return Err(bad(format!("axis {axis:?}: a descriptor object needs a string `descriptor`"))),
+                    },
+                    _ => return Err(bad(format!("axis {axis:?}: a descriptor must be a string or an object"))),
+                };
+                out.push(Descriptor { axis: axis.clone(), bucket: bucket.to_owned(), text, preference });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Generates HolisticBias sentences: every template × every descriptor × each noun gender,
+/// the noun rotating through that gender's list so that all nouns are used without
+/// generating the full product (26 × ~600 × ~32 rows). A template holding
+/// `{plural_noun_phrase}` gets "descriptor nouns", one holding `{noun_phrase}` gets
+/// "a(n) descriptor noun".
+fn read_holistic_bias(path: &Path, table: &mut Table) -> Result<()> {
+    use serde_json::Value as J;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let descriptors = holistic_descriptors(path, &read_json(path)?)?;
+    let nouns_path = dir.join("nouns.json");
+    let templates_path = dir.join("sentence_templates.json");
+    let bad = |p: &Path, message: String| DataError::Parse { path: p.to_owned(), line: 0, message };
+    let J::Object(genders) = read_json(&nouns_path)? else {
+        return Err(bad(&nouns_path, "nouns.json must be an object of gender → [[singular, plural] ...]".into()));
+    };
+    let mut nouns: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (gender, list) in &genders {
+        let pairs = list
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| match p.as_array().map(Vec::as_slice) {
+                        Some([J::String(s), J::String(pl)]) => Some((s.clone(), pl.clone())),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .unwrap_or_default()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| bad(&nouns_path, format!("{gender:?}: expected a non-empty list of [singular, plural]")))?;
+        nouns.push((gender.clone(), pairs));
+    }
+    let J::Object(templates) = read_json(&templates_path)? else {
+        return Err(bad(&templates_path, "sentence_templates.json must be an object keyed by template".into()));
+    };
+    let cols: Vec<usize> = [
+        "sentence", "template", "plural", "axis", "bucket", "descriptor", "preference", "noun", "noun_gender",
+    ]
+    .iter()
+    .map(|c| table.columns.push((*c).into()))
+    .collect();
+    let s = |v: &str| Cell::from_value(Value::String(v.to_owned()));
+    for (ti, template) in templates.keys().enumerate() {
+        let plural = template.contains("{plural_noun_phrase}");
+        if !plural && !template.contains("{noun_phrase}") {
+            return Err(bad(&templates_path, format!("template {template:?} has no {{noun_phrase}} or {{plural_noun_phrase}}")));
+        }
+        for (di, d) in descriptors.iter().enumerate() {
+            for (gender, list) in &nouns {
+                let (singular, plural_noun) = &list[(ti * 7 + di) % list.len()];
+                let mut sentence = if plural {
+                    template.replace("{plural_noun_phrase}", &format!("{} {plural_noun}", d.text))
+                } else {
+                    template.replace("{noun_phrase}", &format!("{} {} {singular}", article(&d.text), d.text))
+                };
+                if let Some(first) = sentence.chars().next().filter(|c| c.is_lowercase()) {
+                    if template.starts_with('{') {
+                        sentence.replace_range(..first.len_utf8(), &first.to_uppercase().to_string());
+                    }
+                }
+                let noun = if plural { plural_noun } else { singular };
+                let mut row = Vec::new();
+                let values = [
+                    s(&sentence),
+                    s(template),
+                    Cell::from_value(Value::Boolean(plural)),
+                    s(&d.axis),
+                    s(&d.bucket),
+                    s(&d.text),
+                    s(&d.preference),
+                    s(noun),
+                    s(gender),
+                ];
+                for (c, v) in cols.iter().zip(values) {
+                    set(&mut row, *c, v);
+                }
+                table.rows.push(row);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::article;
+
+    #[test]
+    fn articles() {
+        assert_eq!(article("autistic"), "an");
+        assert_eq!(article("Asian"), "an");
+        assert_eq!(article("one-percenter"), "a");
+        assert_eq!(article("US-born"), "a");
+        assert_eq!(article("Deaf"), "a");
+        assert_eq!(article("European"), "a");
+        assert_eq!(article("LGBTQ+"), "an");
+        assert_eq!(article("BIPOC"), "a");
+        assert_eq!(article("AAPI"), "an");
+    }
 }

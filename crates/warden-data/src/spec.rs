@@ -138,6 +138,16 @@ pub enum Format {
     Jsonl,
     /// One row per non-blank line, in field `line`.
     Lines,
+    /// HolisticBias (Smith et al. 2022) sentence generation: `files` name `descriptors.json`
+    /// files, and `nouns.json` and `sentence_templates.json` are read from the same
+    /// directory. One row per (template, descriptor, noun gender), the noun rotating through
+    /// its gender's list, with fields `sentence`, `template`, `plural` (the template takes
+    /// the plural noun phrase), `axis`, `bucket`, `descriptor`, `preference` (`reviewed`
+    /// unless the file says otherwise), `noun` and `noun_gender`. The sentences are benign by
+    /// construction except where a template is not (`I hate {plural_noun_phrase}.`): a spec
+    /// filters those out, and labels the rest. See `read::read_holistic_bias`.
+    #[serde(rename = "holistic-bias")]
+    HolisticBias,
 }
 
 /// Split one field into several rows.

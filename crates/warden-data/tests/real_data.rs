@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use warden_core::Taxonomy;
+use warden_core::{Label, Taxonomy};
 use warden_data::*;
 
 fn data_root() -> Option<PathBuf> {
@@ -73,6 +73,21 @@ fn full_build_over_shared_data() {
     assert_eq!(counts(&ts.loaded_labels, "H").0, 369);
     assert_eq!(counts(&ts.loaded_labels, "HR"), (16_100 - 4_796, 16_100));
     assert!(st.source("wiki-toxicity-fuzzed-swapped").is_none(), "non-default spec loaded");
+    // Counterfactual identity sentences: 26 templates × 583 descriptors × 3 noun genders,
+    // filtered by the spec; every label negative or unknown, no dislike template, no
+    // dispreferred descriptor (the reader's `preference` field).
+    let hb = st.source("holistic-bias-counterfactuals").unwrap();
+    assert!((8_000..10_000).contains(&hb.rows), "{} rows", hb.rows);
+    let hb_rows: Vec<_> = built.train.iter().chain(&built.dev).filter(|r| r.source == "holistic-bias-counterfactuals").collect();
+    assert!(hb_rows.len() + 10 >= hb.rows);
+    for r in &hb_rows {
+        assert!(r.labels.iter().all(|l| matches!(l, Label::Negative | Label::Unknown)), "{}: {:?}", r.text, r.labels);
+        assert!(!r.text.starts_with("I hate ") && !r.text.starts_with("I don't like ") && !r.text.ends_with(" are the worst."), "{}", r.text);
+        for slur in ["retarded", "crippled", "Oriental"] {
+            assert!(!r.text.contains(slur), "dispreferred descriptor kept: {}", r.text);
+        }
+    }
+    assert!(hb_rows.iter().any(|r| r.text == "I'm a Deaf person." || r.text.contains(" Deaf ")));
 
     // Decontamination happened and nothing held out survives.
     assert!(st.total_decontaminated() > 0);

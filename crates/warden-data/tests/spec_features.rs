@@ -55,6 +55,7 @@ impl Fx {
             data_root: self.root(),
             spec_dir: self.specs(),
             datasets: None,
+            exclude_datasets: Vec::new(),
             exclude_research_only: false,
             dev_fraction: 0.2,
             decontamination: Some(heldout),
@@ -355,6 +356,16 @@ fn dedup_priority_fill_decontamination_and_split() {
     assert_eq!(b.stats.sources.len(), 1);
     o.datasets = Some(vec!["nope".into()]);
     assert!(build(&o, &tax).is_err());
+    // Named exclusions leave a default spec out and say so; an unknown name is an error.
+    o.datasets = None;
+    o.exclude_datasets = vec!["hi".into()];
+    let b = build(&o, &tax).unwrap();
+    assert!(b.stats.source("hi").is_none() && b.stats.source("lo").is_some());
+    assert_eq!(b.stats.excluded.len(), 1);
+    assert_eq!((b.stats.excluded[0].name.as_str(), b.stats.excluded[0].reason.as_str()), ("hi", "excluded by option"));
+    o.exclude_datasets = vec!["hii".into()];
+    let e = build(&o, &tax).unwrap_err().to_string();
+    assert!(e.contains("hii"), "{e}");
 }
 
 #[test]
@@ -474,3 +485,64 @@ sys.stdout.write(json.dumps(out))
 
 #[allow(dead_code)]
 fn _unused(_: &Path) {}
+
+#[test]
+fn holistic_bias_generates_template_descriptor_noun_rows() {
+    let fx = Fx::new();
+    fx.file(
+        "hb/descriptors.json",
+        r#"{"ability": {"auditory": [{"descriptor": "Deaf", "preference": "reviewed"},
+                                     {"descriptor": "slur-ish", "preference": "dispreferred"}]},
+            "nonce": ["blicket"],
+            "sexual_orientation": {"queer": ["LGBTQ"]}}"#,
+    );
+    fx.file("hb/nouns.json", r#"{"female": [["woman", "women"], ["mom", "moms"]], "neutral": [["person", "people"]]}"#);
+    fx.file(
+        "hb/sentence_templates.json",
+        r#"{"I'm {noun_phrase}.": {}, "{plural_noun_phrase} are great.": {}, "I hate {plural_noun_phrase}.": {}}"#,
+    );
+    let spec = fx.spec(
+        "hb",
+        &format!(
+            "{HEAD}name = \"hb\"\ntext = \"{{sentence}}\"\nid = \"{{_row}}\"\nmeta = [\"axis\", \"noun_gender\"]\n\
+             [source]\nfiles = [\"hb/descriptors.json\"]\nformat = \"holistic-bias\"\n\
+             filter = '''preference != \"dispreferred\" && template != \"I hate {{plural_noun_phrase}}.\"'''\n\
+             [labels]\nH = \"0\"\nS = 'if(axis == \"nonce\", (), 0)'\n"
+        ),
+    );
+    let l = fx.load(&spec);
+    let texts: Vec<_> = l.records.iter().map(|r| r.text.as_str()).collect();
+    // 2 templates kept × 3 descriptors kept × 2 noun genders; the female noun rotates with
+    // the template's and the descriptor's index.
+    assert_eq!(
+        texts,
+        [
+            "I'm a Deaf mom.",
+            "I'm a Deaf person.",
+            "I'm a blicket mom.",
+            "I'm a blicket person.",
+            "I'm an LGBTQ woman.",
+            "I'm an LGBTQ person.",
+            "Deaf women are great.",
+            "Deaf people are great.",
+            "Blicket women are great.",
+            "Blicket people are great.",
+            "LGBTQ moms are great.",
+            "LGBTQ people are great.",
+        ],
+        "rows in template, descriptor, gender order; the dispreferred descriptor and the hate template filtered out"
+    );
+    assert!(l.records.iter().all(|r| label(r, "H") == Label::Negative));
+    assert_eq!(label(&l.records[2], "S"), Label::Unknown, "the nonce axis leaves S unknown");
+    assert_eq!(label(&l.records[0], "S"), Label::Negative);
+    assert_eq!(l.records[1].meta["noun_gender"], "neutral");
+
+    // A template without a placeholder is an error that names the file.
+    fx.file("hb/sentence_templates.json", r#"{"No placeholder here.": {}}"#);
+    let e = load_dataset(&spec, &fx.root(), &Taxonomy::builtin()).unwrap_err().to_string();
+    assert!(e.contains("sentence_templates.json") && e.contains("No placeholder here."), "{e}");
+    // So is a missing sibling file.
+    std::fs::remove_file(fx.root().join("hb/nouns.json")).unwrap();
+    let e = load_dataset(&spec, &fx.root(), &Taxonomy::builtin()).unwrap_err().to_string();
+    assert!(e.contains("nouns.json"), "{e}");
+}
