@@ -308,7 +308,8 @@ fn holistic_descriptors(path: &Path, v: &serde_json::Value) -> Result<Vec<Descri
     Ok(out)
 }
 
-/// Generates HolisticBias sentences: every template × every descriptor × each noun gender,
+/// Generates HolisticBias sentences, in the files' order (the crate enables serde_json's
+/// `preserve_order`): every template × every descriptor × each noun gender,
 /// the noun rotating through that gender's list so that all nouns are used without
 /// generating the full product (26 × ~600 × ~32 rows). A template holding
 /// `{plural_noun_phrase}` gets "descriptor nouns", one holding `{noun_phrase}` gets

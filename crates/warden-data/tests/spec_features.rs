@@ -512,22 +512,22 @@ fn holistic_bias_generates_template_descriptor_noun_rows() {
     );
     let l = fx.load(&spec);
     let texts: Vec<_> = l.records.iter().map(|r| r.text.as_str()).collect();
-    // 2 templates kept × 3 descriptors kept × 2 noun genders; the female noun rotates with
-    // the template's and the descriptor's index.
+    // 2 templates kept × 3 descriptors kept × 2 noun genders, in the files' order; the
+    // female noun rotates with the template's and the descriptor's index.
     assert_eq!(
         texts,
         [
-            "I'm a Deaf mom.",
+            "I'm a Deaf woman.",
             "I'm a Deaf person.",
-            "I'm a blicket mom.",
+            "I'm a blicket woman.",
             "I'm a blicket person.",
-            "I'm an LGBTQ woman.",
+            "I'm an LGBTQ mom.",
             "I'm an LGBTQ person.",
-            "Deaf women are great.",
+            "Deaf moms are great.",
             "Deaf people are great.",
-            "Blicket women are great.",
+            "Blicket moms are great.",
             "Blicket people are great.",
-            "LGBTQ moms are great.",
+            "LGBTQ women are great.",
             "LGBTQ people are great.",
         ],
         "rows in template, descriptor, gender order; the dispreferred descriptor and the hate template filtered out"
