@@ -214,13 +214,18 @@ fn read_jsonl_rows(path: &Path, table: &mut Table) -> Result<()> {
     Ok(())
 }
 
-fn read_lines(path: &Path, table: &mut Table) -> Result<()> {
-    let mut s = String::new();
+/// A whole file's bytes, decompressed when its name ends in `.gz`.
+fn read_all(path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     open_maybe_gz(path)?
         .read_to_end(&mut bytes)
         .map_err(|source| DataError::Io { path: path.to_owned(), source })?;
-    s.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(bytes)
+}
+
+fn read_lines(path: &Path, table: &mut Table) -> Result<()> {
+    let bytes = read_all(path)?;
+    let s = String::from_utf8_lossy(&bytes);
     let c = table.columns.push("line".into());
     for l in s.lines() {
         let l = l.trim_start_matches('\u{feff}');
@@ -235,11 +240,7 @@ fn read_lines(path: &Path, table: &mut Table) -> Result<()> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let mut bytes = Vec::new();
-    open_maybe_gz(path)?
-        .read_to_end(&mut bytes)
-        .map_err(|source| DataError::Io { path: path.to_owned(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| DataError::Parse {
+    serde_json::from_slice(&read_all(path)?).map_err(|e| DataError::Parse {
         path: path.to_owned(),
         line: e.line(),
         message: e.to_string(),
@@ -326,17 +327,8 @@ fn read_holistic_bias(path: &Path, table: &mut Table) -> Result<()> {
     };
     let mut nouns: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for (gender, list) in &genders {
-        let pairs = list
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| match p.as_array().map(Vec::as_slice) {
-                        Some([J::String(s), J::String(pl)]) => Some((s.clone(), pl.clone())),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .unwrap_or_default()
+        let pairs = serde_json::from_value::<Vec<(String, String)>>(list.clone())
+            .ok()
             .filter(|p| !p.is_empty())
             .ok_or_else(|| bad(&nouns_path, format!("{gender:?}: expected a non-empty list of [singular, plural]")))?;
         nouns.push((gender.clone(), pairs));
@@ -364,10 +356,9 @@ fn read_holistic_bias(path: &Path, table: &mut Table) -> Result<()> {
                 } else {
                     template.replace("{noun_phrase}", &format!("{} {} {singular}", article(&d.text), d.text))
                 };
-                if let Some(first) = sentence.chars().next().filter(|c| c.is_lowercase()) {
-                    if template.starts_with('{') {
-                        sentence.replace_range(..first.len_utf8(), &first.to_uppercase().to_string());
-                    }
+                // A sentence that starts with the descriptor starts with a capital.
+                if let Some(first) = sentence.chars().next().filter(|c| c.is_lowercase() && template.starts_with('{')) {
+                    sentence.replace_range(..first.len_utf8(), &first.to_uppercase().to_string());
                 }
                 let noun = if plural { plural_noun } else { singular };
                 let mut row = Vec::new();

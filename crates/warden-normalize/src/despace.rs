@@ -87,11 +87,11 @@ fn next_single_candidate(b: &[u8], from: usize) -> Option<usize> {
     };
     let mut i = from;
     // The block loop needs a byte before and after the block.
-    while i == 0 && i < b.len() {
-        if scalar(i) {
-            return Some(i);
+    if i == 0 && !b.is_empty() {
+        if scalar(0) {
+            return Some(0);
         }
-        i += 1;
+        i = 1;
     }
     while i + BLOCK < b.len() {
         let prev: &[u8; BLOCK] = b[i - 1..i - 1 + BLOCK].try_into().expect("BLOCK bytes");
@@ -119,13 +119,13 @@ fn is_single(s: &str, i: usize) -> bool {
         && !is_word(char_at(s, i + 1))
 }
 
-/// The chain that starts at the single letter at byte `i`, if one does: the byte of the
-/// first letter whose following separator goes (after [`leading_article`]) and the byte of
-/// the chain's last letter.
+/// The chain that starts at byte `i`, if one does (`i` and every other letter of it single
+/// letters): the byte of the first letter whose following separator goes (after
+/// [`leading_article`]) and the byte of the chain's last letter.
 fn chain_at(s: &str, i: usize) -> Option<(usize, usize)> {
     let b = s.as_bytes();
     let n = b.len();
-    if !(i + 2 < n && is_sep(b[i + 1]) && is_single(s, i + 2)) {
+    if !(is_single(s, i) && i + 2 < n && is_sep(b[i + 1]) && is_single(s, i + 2)) {
         return None;
     }
     let sep = b[i + 1];
@@ -149,12 +149,10 @@ fn separators_to_remove(s: &str) -> Vec<usize> {
     // Only a single letter can start a chain, and the scan skips no single letter.
     while let Some(j) = next_single_candidate(s.as_bytes(), i) {
         i = j;
-        if is_single(s, i) {
-            if let Some((first, last)) = chain_at(s, i) {
-                remove.extend((first + 1..last).step_by(2));
-                i = last + 1;
-                continue;
-            }
+        if let Some((first, last)) = chain_at(s, i) {
+            remove.extend((first + 1..last).step_by(2));
+            i = last + 1;
+            continue;
         }
         i += 1;
     }
@@ -192,7 +190,7 @@ mod tests {
         let mut remove = Vec::new();
         let mut i = 0;
         while i < s.len() {
-            if let Some((first, last)) = is_single(s, i).then(|| chain_at(s, i)).flatten() {
+            if let Some((first, last)) = chain_at(s, i) {
                 remove.extend((first + 1..last).step_by(2));
                 i = last + 1;
             } else {
