@@ -55,7 +55,8 @@ fn full_build_over_shared_data() {
     }
     let dv = st.source("davidson-hate-offensive").unwrap();
     assert_eq!(dv.rows, 24_783);
-    assert_eq!(counts(&dv.loaded_labels, "H"), (1_430, 24_783));
+    // Class 1 ("offensive") is unknown for H: only hate (1,430) and neither (4,163) are known.
+    assert_eq!(counts(&dv.loaded_labels, "H"), (1_430, 1_430 + 4_163));
     assert_eq!(counts(&dv.loaded_labels, "HR"), (0, 4_163));
     let gab = st.source("gab-hate-corpus").unwrap();
     assert_eq!(gab.rows, 27_546);
@@ -71,7 +72,8 @@ fn full_build_over_shared_data() {
     let ts = st.source("toxic-spans").unwrap();
     assert_eq!(counts(&ts.loaded_labels, "V").0, 115);
     assert_eq!(counts(&ts.loaded_labels, "H").0, 369);
-    assert_eq!(counts(&ts.loaded_labels, "HR"), (16_100 - 4_796, 16_100));
+    // HR = 1 only where a majority marked an insult span; toxic without one is unknown.
+    assert_eq!(counts(&ts.loaded_labels, "HR"), (8_007, 8_007 + 4_796));
     assert!(st.source("wiki-toxicity-fuzzed-swapped").is_none(), "non-default spec loaded");
     // Counterfactual identity sentences: 26 templates × 583 descriptors × 3 noun genders,
     // filtered by the spec; every label negative or unknown, no dislike template, no
